@@ -1,0 +1,42 @@
+# The README's two commands are `make train` and `make test`; both set up first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONSTRAINTS := requirements/constraints.txt
+STAMP := $(VENV)/.installed
+DEBIAN_FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: setup data train test test-fast bench tensorboard clean
+
+# Re-running is instant when pyproject.toml and the pins did not change.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
+	touch $(STAMP)
+
+# Fashion-MNIST offline source (Debian package), when apt is usable; else torchvision downloads.
+data:
+	@if [ ! -f $(DEBIAN_FASHION) ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	      || echo "note: could not install dataset-fashion-mnist; torchvision will try to download"; \
+	  else echo "note: no root apt: Fashion-MNIST will be downloaded by torchvision if online"; fi; \
+	fi
+
+setup: $(STAMP) data
+
+train: setup
+	$(PY) experiments/run.py $(ARGS)
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+bench: setup
+	$(PY) benchmarks/run.py $(ARGS)
+
+tensorboard:
+	$(VENV)/bin/tensorboard --logdir logs
+
+clean:
+	rm -rf logs .pytest_cache

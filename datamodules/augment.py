@@ -1,0 +1,95 @@
+"""Augmentations applied to whole batches of images (N, C, H, W), on the batch's device.
+
+Each takes an optional ``torch.Generator``: with it the result is a function of the
+generator's seed; without it the global RNG (set by ``seed=``) is used.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _rand(n: int, x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.rand(n, device=x.device, generator=generator)
+
+
+def random_crop(x: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
+    """Zero-pad by ``padding`` and crop back to H x W at a random offset per image."""
+    if padding <= 0:
+        return x
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding))
+    span = 2 * padding + 1
+    dy = (_rand(n, x, generator) * span).long()
+    dx = (_rand(n, x, generator) * span).long()
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def random_hflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
+    """Mirror each image left-right with probability ``p``."""
+    if p <= 0:
+        return x
+    flip = (_rand(x.shape[0], x, generator) < p)[:, None, None, None]
+    return torch.where(flip, x.flip(-1), x)
+
+
+def random_erasing(
+    x: Tensor,
+    p: float = 0.5,
+    scale: tuple[float, float] = (0.02, 0.2),
+    ratio: tuple[float, float] = (0.3, 3.3),
+    value: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """With probability ``p`` per image, fill one random rectangle (area fraction in
+    ``scale``, aspect ratio in ``ratio``) with ``value``, as torchvision's RandomErasing."""
+    if p <= 0:
+        return x
+    n, _, h, w = x.shape
+    area = h * w * (scale[0] + (scale[1] - scale[0]) * _rand(n, x, generator))
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _rand(n, x, generator)
+    aspect = torch.exp(log_r)
+    eh = torch.sqrt(area * aspect).round().clamp(1, h).long()
+    ew = torch.sqrt(area / aspect).round().clamp(1, w).long()
+    top = (_rand(n, x, generator) * (h - eh + 1)).long()
+    left = (_rand(n, x, generator) * (w - ew + 1)).long()
+    apply = _rand(n, x, generator) < p
+    r = torch.arange(h, device=x.device)[None, :]
+    c = torch.arange(w, device=x.device)[None, :]
+    in_rows = (r >= top[:, None]) & (r < (top + eh)[:, None])
+    in_cols = (c >= left[:, None]) & (c < (left + ew)[:, None])
+    mask = (in_rows[:, :, None] & in_cols[:, None, :] & apply[:, None, None])[:, None]
+    return x.masked_fill(mask, value)
+
+
+class BatchAugment:
+    """The training-time augmentation pipeline of an image data module (set in ``conf/data/``)."""
+
+    def __init__(self, crop_padding: int = 0, hflip_p: float = 0.0, erasing_p: float = 0.0,
+                 erasing_scale: tuple[float, float] = (0.02, 0.2)):
+        for name, p in (("hflip_p", hflip_p), ("erasing_p", erasing_p)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+        if crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {crop_padding}")
+        self.crop_padding = crop_padding
+        self.hflip_p = hflip_p
+        self.erasing_p = erasing_p
+        self.erasing_scale = tuple(erasing_scale)
+
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        x = random_crop(x, self.crop_padding, generator)
+        x = random_hflip(x, self.hflip_p, generator)
+        return random_erasing(x, self.erasing_p, scale=self.erasing_scale, generator=generator)
+
+    def __repr__(self) -> str:
+        return (f"BatchAugment(crop_padding={self.crop_padding}, hflip_p={self.hflip_p}, "
+                f"erasing_p={self.erasing_p})")

@@ -1,0 +1,129 @@
+"""Fashion-MNIST held in memory as uint8 tensors; batches are normalised (and augmented)
+as whole batches on the device, in ``on_after_batch_transfer``."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from torchvision.datasets import FashionMNIST
+
+from datamodules.augment import BatchAugment
+from datamodules.batching import InMemoryDataModule
+
+log = logging.getLogger(__name__)
+
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+class FashionMNISTUnavailable(RuntimeError):
+    pass
+
+
+def ensure_raw_files(data_dir: str | os.PathLike, debian_dir: str | os.PathLike = DEBIAN_DIR,
+                     download: bool = True) -> str:
+    """Make ``<data_dir>/FashionMNIST/raw/`` hold the four IDX files; return where they came from.
+
+    Sources, in order: already there; the Debian package ``dataset-fashion-mnist`` (its .gz
+    files differ in md5 from torchvision's list, so they are decompressed here rather than
+    handed to torchvision); torchvision's own download.
+    """
+    raw = Path(data_dir) / "FashionMNIST" / "raw"
+    if all((raw / f).is_file() for f in RAW_FILES):
+        return "cached"
+    debian = Path(debian_dir)
+    if all((debian / f"{f}.gz").is_file() for f in RAW_FILES):
+        raw.mkdir(parents=True, exist_ok=True)
+        for f in RAW_FILES:
+            tmp = raw / f"{f}.partial"
+            with gzip.open(debian / f"{f}.gz", "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            tmp.replace(raw / f)
+        log.info("Fashion-MNIST: unpacked %s into %s", debian, raw)
+        return "debian"
+    error = "data.download=false"
+    if download:
+        try:
+            FashionMNIST(str(data_dir), train=True, download=True)
+            FashionMNIST(str(data_dir), train=False, download=True)
+            return "download"
+        except Exception as exc:  # no network, mirror down, bad checksum...
+            error = f"download failed: {type(exc).__name__}: {exc}".splitlines()[0]
+    raise FashionMNISTUnavailable(
+        f"Fashion-MNIST is not in {raw} ({error}). Get it one of two ways:\n"
+        f"  1. offline: apt-get install dataset-fashion-mnist  (puts the .gz files in {DEBIAN_DIR};"
+        f" or point data.debian_dir at a folder holding them)\n"
+        f"  2. online: run with data.download=true and torchvision downloads it into {data_dir}"
+    )
+
+
+class FashionMNISTDataModule(InMemoryDataModule):
+    """Official 60k/10k split; ``val_size`` images carved from train with ``split_seed``."""
+
+    input_shape = (1, 28, 28)
+    target_kind = "multiclass"
+    num_classes = 10
+    class_names = list(FashionMNIST.classes)
+    mean, std = 0.2860, 0.3530  # of the 60k training images
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        val_size: int = 5000,
+        split_seed: int = 42,
+        batch_size: int = 128,
+        eval_batch_size: int | None = 1000,
+        augment: BatchAugment | None = None,
+        channels_last: bool = False,
+        on_device: bool = False,
+        download: bool = True,
+        debian_dir: str = DEBIAN_DIR,
+    ):
+        super().__init__(batch_size, eval_batch_size, on_device)
+        if not 0 <= val_size < 60000:
+            raise ValueError(f"val_size must be in [0, 60000), got {val_size}")
+        self.data_dir = data_dir
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.augment = augment
+        self.channels_last = channels_last
+        self.download = download
+        self.debian_dir = debian_dir
+
+    def prepare_data(self) -> None:
+        ensure_raw_files(self.data_dir, self.debian_dir, self.download)
+
+    def load_splits(self):
+        ensure_raw_files(self.data_dir, self.debian_dir, self.download)
+        train = FashionMNIST(self.data_dir, train=True, download=False)
+        test = FashionMNIST(self.data_dir, train=False, download=False)
+        x, y = train.data.unsqueeze(1).contiguous(), train.targets
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
+        splits = {"train": (x[train_idx], y[train_idx]), "test": (test.data.unsqueeze(1).contiguous(), test.targets)}
+        # Without a val split, validate on test: say so rather than hide it.
+        splits["val"] = (x[val_idx], y[val_idx]) if self.val_size else splits["test"]
+        return splits
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 [0, 255] -> float, zero mean / unit std over the training set."""
+        x = x.float().mul_(1.0 / (255.0 * self.std)).sub_(self.mean / self.std)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch
+        if x.dtype == torch.uint8:
+            x = self.normalize(x)
+            if self.augment is not None and self.trainer is not None and self.trainer.training:
+                x = self.augment(x)
+        return x, y

@@ -1,0 +1,1 @@
+"""Entry points (run.py, evaluate.py) and the small library they share."""

@@ -1,0 +1,94 @@
+"""Run helpers: quiet logs, the config tree, hparams for TensorBoard."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import rich
+import rich.syntax
+import rich.tree
+from omegaconf import DictConfig, OmegaConf
+
+# Harmless messages that every run would otherwise print.
+_QUIET_WARNINGS = (
+    r".*does not have many workers.*",
+    r".*The number of training batches \(\d+\) is smaller than the logging interval.*",
+    r".*LeafSpec.*is deprecated.*",
+    r".*Checkpoint directory .* exists and is not empty.*",
+    r".*You called `self.log\(.*` but have no logger configured.*",
+    r".*The `srun` command is available on your system but is not used.*",
+    r".*litlogger.*",
+    r".*Precision bf16-mixed is not supported by the model summary.*",
+)
+_QUIET_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",  # "GPU available: ...", "💡 Tip: ..." lines
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+    "lightning.fabric.utilities.seed",
+)
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("Tip:" in message or "litmodels" in message or "litlogger" in message)
+
+
+def quiet() -> None:
+    """Keep the console to what matters: filter known harmless warnings and info lines."""
+    for pattern in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in _QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        logger.addFilter(_DropTips())
+
+
+GROUP_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths", "monitor", "seed", "task_name", "tags")
+
+
+def print_config_tree(cfg: DictConfig, save_to: str | Path | None = None) -> None:
+    """Print the resolved config as a rich tree (and save it as plain text)."""
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    keys = [k for k in GROUP_ORDER if k in cfg] + [k for k in cfg if k not in GROUP_ORDER]
+    for key in keys:
+        branch = tree.add(key, style="bold")
+        node = cfg[key]
+        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    rich.print(tree)
+    if save_to is not None:
+        Path(save_to).parent.mkdir(parents=True, exist_ok=True)
+        with open(save_to, "w") as f:
+            rich.print(tree, file=f)
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            out[name] = "null" if value is None else value
+        else:
+            out[name] = str(value)
+    return out
+
+
+def hparams_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the TensorBoard hparams view shows: the run's choices, not its paths."""
+    keep = {k: v for k, v in config.items() if k in ("model", "data", "trainer", "seed", "task_name", "tags")}
+    return {k: v for k, v in flatten(keep).items() if not k.endswith("_target_") or k.count(".") <= 2}
+
+
+def to_float(value: Any) -> float:
+    try:
+        return float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        return math.nan

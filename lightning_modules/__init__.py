@@ -1,0 +1,7 @@
+"""Task-level LightningModules (loss, metrics, optimizers) wrapping the plain nets in ``nets/``."""
+
+from lightning_modules.classification import ClassificationModule
+from lightning_modules.regression import RegressionModule
+from lightning_modules.task import TaskModule
+
+__all__ = ["ClassificationModule", "RegressionModule", "TaskModule"]

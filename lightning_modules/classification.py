@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MaxMetric
+from torchmetrics.classification import Accuracy
+
+from lightning_modules.task import TaskModule
+
+
+class ClassificationModule(TaskModule):
+    """Classification with cross-entropy; with ``num_classes=2`` the net gives one logit
+    and the loss is ``BCEWithLogits`` (the XOR tutorial's setting).
+
+    Logs ``{train,val,test}/loss`` and ``/acc``, and ``val/acc_best``.
+    """
+
+    accepted_targets = frozenset({"binary", "multiclass"})
+    default_monitor = ("val/acc", "max")
+
+    def __init__(self, net, optimizer, scheduler=None, num_classes: int = 10, label_smoothing: float = 0.0,
+                 scheduler_interval: str = "epoch", compile: bool = False):
+        super().__init__(net, optimizer, scheduler, scheduler_interval, compile)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.binary = num_classes == 2
+        self.num_outputs = 1 if self.binary else num_classes
+        self.label_smoothing = label_smoothing
+        metric = dict(task="binary") if self.binary else dict(task="multiclass", num_classes=num_classes)
+        self.train_acc = Accuracy(**metric)
+        self.val_acc = Accuracy(**metric)
+        self.test_acc = Accuracy(**metric)
+        self.val_acc_best = MaxMetric()
+
+    def loss_and_preds(self, logits: torch.Tensor, y: torch.Tensor):
+        if self.binary:
+            logits = logits.squeeze(-1)
+            target = y.float()
+            if self.label_smoothing:
+                target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+            return F.binary_cross_entropy_with_logits(logits, target), (logits > 0).long()
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        return loss, logits.argmax(dim=-1)
+
+    def _step(self, batch, stage: str):
+        x, y = batch
+        loss, preds = self.loss_and_preds(self(x), y)
+        metric = getattr(self, f"{stage}_acc")
+        metric.update(preds, y)
+        self._log_loss(stage, loss, len(y))
+        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        logits = self(batch[0])
+        if self.binary:
+            p1 = torch.sigmoid(logits.squeeze(-1))
+            return torch.stack([1 - p1, p1], dim=-1)
+        return logits.softmax(dim=-1)
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()  # forget what the sanity check saw
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.val_acc_best(self.val_acc.compute())
+            self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)

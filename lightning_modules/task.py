@@ -1,0 +1,85 @@
+"""What every task module shares: the wrapped net, optimizer/scheduler built from Hydra
+partials, and the run's resolved config stored in each checkpoint."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from lightning import LightningModule
+from torch import nn
+
+
+class TaskModule(LightningModule):
+    #: what this task can learn from, compared with a data module's ``target_kind``
+    accepted_targets: frozenset[str] = frozenset()
+    #: metric to monitor (checkpointing, sweeps) unless the config names another
+    default_monitor: tuple[str, str] = ("val/loss", "min")
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        compile: bool = False,
+    ):
+        super().__init__()
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.compile = compile
+        # The run's resolved config (plain dicts/lists/scalars), saved in every checkpoint so
+        # that evaluation can rebuild exactly this model; set by the pipeline.
+        self.run_config: dict | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def configure_model(self) -> None:
+        if self.compile and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
+            self.net = torch.compile(self.net)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer, **self._schedule_length_kwargs())
+        config = {"scheduler": scheduler, "interval": self.scheduler_interval}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = self.default_monitor[0]
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _schedule_length_kwargs(self) -> dict[str, int]:
+        """Fill in a schedule's length (OneCycle's ``total_steps``, cosine's ``T_max``) from
+        the trainer when the config leaves it out, so recipes stay right when epochs change."""
+        factory = self.scheduler_factory
+        given = getattr(factory, "keywords", {})
+        params = inspect.signature(getattr(factory, "func", factory)).parameters
+        if self.scheduler_interval == "step":
+            length = int(self.trainer.estimated_stepping_batches)
+        else:
+            length = int(self.trainer.max_epochs or 1)
+        kwargs = {}
+        for name in ("total_steps", "T_max"):
+            if name in params and given.get(name) is None:
+                kwargs[name] = length
+        return kwargs
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint["run_config"] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.run_config = checkpoint.get("run_config", self.run_config)
+
+    def _log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
+        if stage == "train":
+            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        else:
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
