@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments import utils
@@ -58,6 +59,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule = build(cfg)
     callbacks = instantiate_all(cfg.get("callbacks"))
+    # The trainer's switches win over configured callbacks of that kind (Lightning would refuse both).
+    for switch, kind in (("enable_progress_bar", L.pytorch.callbacks.ProgressBar),
+                         ("enable_model_summary", L.pytorch.callbacks.ModelSummary)):
+        if not cfg.trainer.get(switch, True):
+            callbacks = [c for c in callbacks if not isinstance(c, kind)]
     loggers = instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -79,12 +85,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics["time/total_s"] = time.perf_counter() - started
 
     best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
-    if best_score is not None:
-        metrics[f"{cfg.monitor.metric}_best"] = utils.to_float(best_score)
-    for logger in trainer.loggers:  # hparams view: the run's choices beside its final metrics
-        logger.log_hyperparams(utils.hparams_of(model.run_config),
-                               metrics={k: v for k, v in metrics.items() if math.isfinite(v)})
-        logger.finalize("success")
+    best_key = f"{cfg.monitor.metric}_best"
+    if best_score is not None and best_key not in metrics:  # e.g. val/loss_best for regression
+        metrics[best_key] = utils.to_float(best_score)
+        for logger in trainer.loggers:
+            logger.log_metrics({best_key: metrics[best_key]}, step=trainer.global_step)
+    utils.log_hparams(trainer.loggers, model.run_config, metrics)
     metrics["best_model_path"] = best_path
     return metrics
 
@@ -98,11 +104,43 @@ def monitored_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
     return None
 
 
-def run(cfg: DictConfig) -> float | None:
+def config_from_checkpoint(ckpt_path: str) -> DictConfig:
+    """The resolved run config saved inside a checkpoint (loaded without unpickling objects)."""
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such file")
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if "run_config" not in checkpoint:
+        raise ValueError(f"ckpt_path={ckpt_path} holds no run config: it was not written by experiments/run.py")
+    return OmegaConf.create(checkpoint["run_config"])
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test ``cfg.ckpt_path`` with the model it was trained with, on its data unless
+    ``cfg.data`` names other data; trainer, logger and paths come from ``cfg``."""
+    utils.quiet()
+    run_cfg = config_from_checkpoint(cfg.ckpt_path)
+    with open_dict(run_cfg):
+        for key in ("trainer", "logger", "paths", "seed", "task_name", "tags", "ckpt_path"):
+            run_cfg[key] = cfg.get(key)
+        if cfg.get("data") is not None:
+            run_cfg.data = cfg.data
+        run_cfg.callbacks = None
+        run_cfg.train, run_cfg.test = False, True
+    utils.print_config_tree(run_cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
+    metrics = train(run_cfg)
+    log.info("Metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")})
+    return metrics
+
+
+def run(cfg: DictConfig, metrics_out: dict[str, Any] | None = None) -> float | None:
+    """Returns the monitored metric; fills ``metrics_out`` (if given) with all final metrics."""
     utils.quiet()
     output_dir = Path(cfg.paths.output_dir)
-    utils.print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    if rank_zero_only.rank == 0:  # under SLURM DDP every task runs this function
+        utils.print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     metrics = train(cfg)
+    if metrics_out is not None:
+        metrics_out.update(metrics)
     value = monitored_value(cfg, metrics)
     shown = {k: round(v, 4) for k, v in metrics.items() if "/" in k and isinstance(v, float)}
     log.info("Metrics: %s", shown)

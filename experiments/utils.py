@@ -84,7 +84,33 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def hparams_of(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the TensorBoard hparams view shows: the run's choices, not its paths."""
     keep = {k: v for k, v in config.items() if k in ("model", "data", "trainer", "seed", "task_name", "tags")}
-    return {k: v for k, v in flatten(keep).items() if not k.endswith("_target_") or k.count(".") <= 2}
+    noise = ("_partial_", "default_root_dir", "enable_progress_bar", "enable_model_summary")
+    return {k: v for k, v in flatten(keep).items()
+            if not k.endswith(noise) and (not k.endswith("_target_") or k.count(".") <= 2)}
+
+
+def log_hparams(loggers, config: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """Fill TensorBoard's hparams view: the run's choices beside its final metrics.
+
+    The view reads each metric's value from the run's own scalars, so only the hparams
+    summary is written here (Lightning's ``log_hyperparams(params, metrics)`` would log every
+    metric again at step 0, putting a stray point at the start of each curve).
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch.utils.tensorboard.summary import hparams
+
+    params = hparams_of(config)
+    shown = {k: v for k, v in metrics.items()
+             if k.startswith(("val/", "test/")) and isinstance(v, float) and math.isfinite(v)}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams(params, shown):
+                writer.add_summary(summary)
+            writer.flush()
+        else:
+            logger.log_hyperparams(params)
+        logger.save()
 
 
 def to_float(value: Any) -> float:

@@ -1,0 +1,62 @@
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+
+# Settings that keep test runs quiet and on the CPU.
+QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def compose_run(overrides: list[str], output_dir: Path, config_name: str = "run"):
+    """The config `experiments/<config_name>.py OVERRIDES` would run with, writing to output_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name, overrides=[*QUIET, *overrides], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # so model=/data= choices show in error messages
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        del cfg["hydra"]
+    return cfg
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write an IDX file (the MNIST format), gzipped like the Debian package's."""
+    magic = 0x0803 if array.ndim == 3 else 0x0801
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def fake_fashion_dir(tmp_path_factory) -> Path:
+    """A folder shaped like Debian's dataset-fashion-mnist, with 600 train / 200 test images
+    whose class is readable from the image (so that models can learn it)."""
+    d = tmp_path_factory.mktemp("fake_debian_fashion")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 600), ("t10k", 200)):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 60, (n, 28, 28))
+        for i, y in enumerate(labels):  # a bright bar whose row encodes the class
+            images[i, 2 + 2 * y : 4 + 2 * y, 4:24] = 255
+        write_idx(d / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(d / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return d
+
+
+@pytest.fixture
+def fake_fashion(fake_fashion_dir, tmp_path) -> list[str]:
+    """Overrides that point data=fashion at the small generated files."""
+    return [f"data.debian_dir={fake_fashion_dir}", f"data.data_dir={tmp_path / 'data'}",
+            "data.val_size=100", "data.download=false"]

@@ -1,0 +1,64 @@
+"""The command line contract: experiments/run.py and experiments/evaluate.py as a user runs them."""
+
+import os
+import subprocess
+import sys
+
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import ROOT
+
+ENV = {**os.environ, "PROJECT_ROOT": str(ROOT)}
+QUICK = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.max_epochs=20",
+         "trainer.check_val_every_n_epoch=5"]
+
+
+def cli(script, *args, check=True):
+    proc = subprocess.run([sys.executable, f"experiments/{script}", *args], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_help_lists_groups_and_options():
+    out = cli("run.py", "--help").stdout
+    for line in ("model: cnn, convnet, linear, mlp, two_layer, xor", "data: fashion, regression, xor",
+                 "trainer:", "logger:", "callbacks:", "experiment:", "debug:", "paths:"):
+        assert line in out, line
+
+
+def test_run_writes_config_checkpoints_and_events_then_evaluate_rebuilds(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = cli("run.py", "experiment=xor", *QUICK, f"hydra.run.dir={run_dir}")
+    assert "CONFIG" in proc.stdout and "Metrics:" in proc.stderr + proc.stdout
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert "SimpleClassifier" in (run_dir / "config_tree.log").read_text()
+    best = [p for p in (run_dir / "checkpoints").glob("epoch_*.ckpt")]
+    assert len(best) == 1 and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 19 and last["run_config"]["model"]["net"]["num_hidden"] == 4
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    test_acc = events.Scalars("test/acc")[-1].value
+
+    eval_dir = tmp_path / "eval"
+    cli("evaluate.py", f"ckpt_path={best[0]}", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={eval_dir}")
+    again = EventAccumulator(str(eval_dir))
+    again.Reload()
+    assert again.Scalars("test/acc")[-1].value == test_acc
+
+
+def test_impossible_pairing_fails_before_training(tmp_path):
+    proc = cli("run.py", "model=cnn", "data=xor", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode != 0
+    assert "model=cnn cannot train on data=xor" in proc.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_evaluate_rejects_missing_checkpoint(tmp_path):
+    proc = cli("evaluate.py", f"ckpt_path={tmp_path}/nope.ckpt", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode != 0 and "nope.ckpt: no such file" in proc.stderr

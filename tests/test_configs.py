@@ -1,0 +1,78 @@
+"""Every config composes; bad values and impossible pairings fail before training."""
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from experiments.checks import ConfigError, validate_config
+from experiments.pipeline import build
+from tests.conftest import CONF, compose_run
+
+GROUPS = ["model", "data", "trainer", "logger", "callbacks", "paths", "experiment", "debug", "hparams_search"]
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_config_composes(group, option, tmp_path):
+    cfg = compose_run([f"{group}={option}"], tmp_path)
+    for key in ("model", "data", "trainer", "paths"):
+        assert "_target_" in cfg[key] or key == "paths", f"{group}={option} lost {key}"
+    assert cfg.paths.output_dir == str(tmp_path)
+
+
+def test_default_run_is_cnn_on_fashion(tmp_path):
+    cfg = compose_run([], tmp_path)
+    assert cfg.model.net._target_.endswith("LeNet")
+    assert cfg.data._target_.endswith("FashionMNISTDataModule")
+    assert cfg.train and cfg.test and cfg.seed == 42
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["model=cnn", "data=xor"], "model=cnn cannot train on data=xor: LeNet takes inputs of shape [1, 28, 28], but XORDataModule gives [2]"),
+        (["model=xor", "data=regression"], "learns binary/multiclass targets"),
+        (["model=linear", "data=regression", "data.generator=random"], "takes inputs of shape [1]"),
+        (["model=two_layer", "data=regression"], "takes inputs of shape [1000]"),
+        (["model=mlp", "data=xor"], "takes inputs of shape [1, 28, 28]"),
+        (["model=mlp", "data=fashion", "model.net.num_classes=7"], "the net gives 7 outputs"),
+    ],
+)
+def test_impossible_pairing_fails_with_reason(overrides, message, tmp_path):
+    cfg = compose_run(overrides, tmp_path)
+    with pytest.raises(ConfigError, match="cannot train on") as err:
+        build(cfg)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("seed=-1", "seed=-1 is not allowed"),
+        ("seed=1.5", "seed=1.5 is not allowed"),
+        ("trainer.precision=17", "trainer.precision=17 is not allowed; use one of 32"),
+        ("trainer.accelerator=tpu", "trainer.accelerator=tpu is not allowed"),
+        ("monitor.mode=up", "monitor.mode=up is not allowed"),
+    ],
+)
+def test_bad_values_are_named(override, message, tmp_path):
+    cfg = compose_run([override], tmp_path)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        validate_config(cfg)
+
+
+def test_seed_zero_is_a_seed(tmp_path):
+    validate_config(compose_run(["seed=0"], tmp_path))
+
+
+def test_unknown_group_option_is_rejected(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="model"):
+        compose_run(["model=resnet9000"], tmp_path)
+
+
+def test_bad_generator_is_named(tmp_path):
+    cfg = compose_run(["model=linear", "data=regression", "data.generator=cubic"], tmp_path)
+    with pytest.raises(Exception, match="data.generator='cubic' is unknown; allowed: \\['linear', 'noisy', 'random'\\]"):
+        build(cfg)
