@@ -119,6 +119,7 @@ class InMemoryDataModule(LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.on_device = on_device
+        self.predict_split = "test"  # what predict_dataloader serves (experiments/predict.py sets it)
         self.splits: dict[str, tuple[Tensor, ...]] = {}
         self._shuffle_seed: int | None = None
 
@@ -162,7 +163,7 @@ class InMemoryDataModule(LightningDataModule):
         return self._batches("test", shuffle=False, batch_size=self.eval_batch_size)
 
     def predict_dataloader(self) -> TensorBatches:
-        return self._batches("test", shuffle=False, batch_size=self.eval_batch_size)
+        return self._batches(self.predict_split, shuffle=False, batch_size=self.eval_batch_size)
 
     def describe(self) -> str:
         sizes = ", ".join(f"{k} {len(v[0])}" for k, v in self.splits.items())

@@ -132,6 +132,44 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def predict(cfg: DictConfig) -> Path:
+    """Write ``cfg.ckpt_path``'s predictions on ``cfg.split`` to ``<output_dir>/predictions.csv``."""
+    import csv
+
+    utils.quiet()
+    splits = ("train", "val", "test")
+    if cfg.split not in splits:
+        raise ValueError(f"split={cfg.split} is not allowed; use one of {', '.join(splits)}")
+    run_cfg = config_from_checkpoint(cfg.ckpt_path)
+    if cfg.get("data") is not None:
+        run_cfg.data = cfg.data
+    model, datamodule = build(run_cfg)
+    datamodule.predict_split = cfg.split
+    datamodule.setup("predict")
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    outputs = trainer.predict(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    predictions = torch.cat(outputs).float().cpu()
+    targets = datamodule.splits[cfg.split][1].cpu()
+    path = Path(cfg.paths.output_dir) / "predictions.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    classification = datamodule.target_kind != "regression"
+    names = datamodule.class_names or [str(i) for i in range(predictions.shape[1])]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        if classification:
+            writer.writerow(["index", "target", "predicted", *[f"p[{n}]" for n in names]])
+            for i, (t, p) in enumerate(zip(targets.tolist(), predictions.tolist())):
+                writer.writerow([i, names[t], names[max(range(len(p)), key=p.__getitem__)],
+                                 *[f"{v:.5f}" for v in p]])
+        else:
+            width = predictions.shape[1]
+            writer.writerow(["index", *[f"target[{j}]" for j in range(width)], *[f"pred[{j}]" for j in range(width)]])
+            for i, (t, p) in enumerate(zip(targets.tolist(), predictions.tolist())):
+                writer.writerow([i, *[f"{v:.6g}" for v in t], *[f"{v:.6g}" for v in p]])
+    log.info("Wrote %d predictions to %s", len(predictions), path)
+    return path
+
+
 def run(cfg: DictConfig, metrics_out: dict[str, Any] | None = None) -> float | None:
     """Returns the monitored metric; fills ``metrics_out`` (if given) with all final metrics."""
     utils.quiet()

@@ -24,6 +24,7 @@ _QUIET_WARNINGS = (
     r".*The `srun` command is available on your system but is not used.*",
     r".*litlogger.*",
     r".*Precision bf16-mixed is not supported by the model summary.*",
+    r".*callbacks used to create the checkpoint need to be provided.*",  # testing a checkpoint needs none
 )
 _QUIET_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",  # "GPU available: ...", "💡 Tip: ..." lines

@@ -1,5 +1,6 @@
 """The command line contract: experiments/run.py and experiments/evaluate.py as a user runs them."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -24,9 +25,13 @@ def cli(script, *args, check=True):
 
 def test_help_lists_groups_and_options():
     out = cli("run.py", "--help").stdout
-    for line in ("model: cnn, convnet, linear, mlp, two_layer, xor", "data: fashion, regression, xor",
-                 "trainer:", "logger:", "callbacks:", "experiment:", "debug:", "paths:"):
-        assert line in out, line
+    groups = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line and "," in line)
+    expected = {"model": {"cnn", "mlp", "xor", "linear", "two_layer"}, "data": {"fashion", "xor", "regression"},
+                "trainer": {"cpu", "gpu", "auto"}, "logger": {"tensorboard", "csv"}, "debug": {"fdr", "limit"},
+                "experiment": {"xor", "linear", "two_layer", "fashion_seed"}, "callbacks": {"default"}}
+    for group, wanted in expected.items():
+        assert wanted <= set(groups[group].split(", ")), (group, groups.get(group))
+    assert "paths: default" in out
 
 
 def test_run_writes_config_checkpoints_and_events_then_evaluate_rebuilds(tmp_path):
@@ -50,6 +55,14 @@ def test_run_writes_config_checkpoints_and_events_then_evaluate_rebuilds(tmp_pat
     again = EventAccumulator(str(eval_dir))
     again.Reload()
     assert again.Scalars("test/acc")[-1].value == test_acc
+
+    cli("predict.py", f"ckpt_path={best[0]}", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={tmp_path / 'predict'}")
+    with open(tmp_path / "predict" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 500 and set(rows[0]) == {"index", "target", "predicted", "p[0]", "p[1]"}
+    accuracy = sum(r["target"] == r["predicted"] for r in rows) / len(rows)
+    assert abs(accuracy - test_acc) < 1e-6
 
 
 def test_impossible_pairing_fails_before_training(tmp_path):
