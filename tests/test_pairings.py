@@ -33,6 +33,9 @@ def test_pairing_fast_dev_run_logs_scalars(overrides, tags, tmp_path, fake_fashi
     events.Reload()
     assert tags <= set(events.Tags()["scalars"]), tags - set(events.Tags()["scalars"])
     assert events.Scalars(next(iter(sorted(tags))))  # values, not only tags
+    # pictures: labelled validation images, for image data only
+    assert ("val/predictions" in events.Tags()["images"]) == ("data=fashion" in overrides)
+
     # hparams view: the run's choices beside its final metrics
     hparams = events.PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/session_start_info"])
