@@ -90,7 +90,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics[best_key] = utils.to_float(best_score)
         for logger in trainer.loggers:
             logger.log_metrics({best_key: metrics[best_key]}, step=trainer.global_step)
-    utils.log_hparams(trainer.loggers, model.run_config, metrics)
+    if trainer.is_global_zero:  # other ranks have no writer (SLURM DDP runs this on every rank)
+        utils.log_hparams(trainer.loggers, model.run_config, metrics)
     metrics["best_model_path"] = best_path
     return metrics
 
