@@ -46,10 +46,13 @@ class ClassificationModule(TaskModule):
     def _step(self, batch, stage: str):
         x, y = batch
         loss, preds = self.loss_and_preds(self(x), y)
+        self._log_loss(stage, loss, len(y))
+        if stage == "train":  # a running count, logged at epoch end (see TaskModule._accumulate)
+            self._accumulate("train/acc", (preds == y).sum(), len(y))
+            return loss
         metric = getattr(self, f"{stage}_acc")
         metric.update(preds, y)
-        self._log_loss(stage, loss, len(y))
-        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch, batch_idx):

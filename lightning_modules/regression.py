@@ -35,6 +35,11 @@ class RegressionModule(TaskModule):
         pred = self(x)
         loss = self.criterion(pred, y)
         self._log_loss(stage, loss, len(y))
+        if stage == "train":  # running sums, logged at epoch end (see TaskModule._accumulate)
+            err = pred.detach() - y
+            self._accumulate("train/mse", err.square().sum(), err.numel())
+            self._accumulate("train/mae", err.abs().sum(), err.numel())
+            return loss
         for name in ("mse", "mae"):
             metric = getattr(self, f"{stage}_{name}")
             metric.update(pred.detach(), y)

@@ -1,0 +1,1 @@
+"""Benchmark suite: ``python benchmarks/run.py`` (or ``make bench``); see benchmarks/run.py."""

@@ -1,0 +1,138 @@
+"""Shared by the sections: composing conf/run.yaml as experiments/run.py does, and timing one
+epoch of the framework (``experiments.pipeline.train``) or of the plain loop on the same config."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+TIMER = "+callbacks.epoch_timer._target_=benchmarks.timing.EpochTimer"
+
+
+def compose_run(overrides: list[str]) -> DictConfig:
+    """conf/run.yaml with ``overrides``, as ``python experiments/run.py OVERRIDES`` composes it."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="run", overrides=overrides)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_overrides(device: str) -> list[str]:
+    """Both sides run on the same device: cpu, or cuda with the data held on the GPU."""
+    if device == "cuda":
+        return ["trainer.accelerator=gpu", "data.on_device=true"]
+    return ["trainer.accelerator=cpu"]
+
+
+def framework_epoch(overrides: list[str], workdir: str | os.PathLike, device: str = "cpu") -> dict[str, Any]:
+    """One epoch through ``experiments.pipeline.train`` (callbacks, loggers, checkpointing as
+    configured), timed in-process by :class:`benchmarks.timing.EpochTimer`. Console output (progress
+    bar, model summary) is produced as usual but sent to a buffer."""
+    from benchmarks.timing import EpochTimer
+    from experiments import pipeline, utils
+
+    utils.quiet()
+    out = tempfile.mkdtemp(prefix="fw-", dir=workdir)
+    cfg = compose_run([*overrides, *device_overrides(device), "trainer.max_epochs=1", "test=false",
+                       f"paths.output_dir={out}", TIMER])
+    EpochTimer.records.clear()
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        metrics = pipeline.train(cfg)
+    if not EpochTimer.records:
+        raise RuntimeError(f"no epoch was timed for {overrides}")
+    record = dict(EpochTimer.records[-1])
+    record["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    return record
+
+
+WARMUP = ["+trainer.limit_train_batches=5", "+trainer.limit_val_batches=2"]
+
+
+def framework_warmup(overrides: list[str], workdir: str | os.PathLike, device: str = "cpu") -> None:
+    """A few untimed framework steps: the first fit in a process pays one-off costs (lazy imports,
+    the first checkpoint and event file) that are no part of an epoch."""
+    framework_epoch([*overrides, *WARMUP], workdir, device)
+
+
+class PlainSetup:
+    """What the plain loop needs from a config: the net, optimizer, loss, data tensors and the
+    batch transform, built from the same config entries the framework instantiates."""
+
+    def __init__(self, overrides: list[str], device: str = "cpu"):
+        cfg = compose_run([*overrides, *device_overrides(device), "paths.output_dir=unused"])
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.seed = cfg.get("seed")
+        self.datamodule = instantiate(cfg.data, _convert_="object")
+        self.datamodule.setup("fit")
+        splits = self.datamodule.splits
+        self.train = tuple(t.to(self.device) for t in splits["train"])
+        self.val = tuple(t.to(self.device) for t in splits["val"])
+        self.batch_size = self.datamodule.batch_size
+        self.eval_batch_size = self.datamodule.eval_batch_size
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        # The data module's own per-batch step (Fashion-MNIST: uint8 -> normalised float).
+        return self.datamodule.on_after_batch_transfer((x, None), 0)[0]
+
+    def build(self):
+        """A fresh net and optimizer (seeded as the framework seeds), the loss and the argmax."""
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        model_cfg = self.cfg.model
+        net = instantiate(model_cfg.net, _convert_="object").to(self.device)
+        optimizer = instantiate(model_cfg.optimizer, _convert_="object")(params=net.parameters())
+        target = str(model_cfg._target_)
+        if target.endswith("ClassificationModule"):
+            smoothing = float(model_cfg.get("label_smoothing", 0.0) or 0.0)
+            if int(model_cfg.num_classes) == 2:
+                def loss_fn(out, y):
+                    return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.float())
+
+                def predict(out):
+                    return (out.squeeze(-1) > 0).long()
+            else:
+                def loss_fn(out, y):
+                    return F.cross_entropy(out, y, label_smoothing=smoothing)
+
+                def predict(out):
+                    return out.argmax(-1)
+            return net, optimizer, loss_fn, predict
+        from lightning_modules.regression import LOSSES
+
+        return net, optimizer, LOSSES[str(model_cfg.get("loss", "l1"))](), None
+
+
+def plain_epoch_of(setup: PlainSetup, max_steps: int | None = None) -> dict[str, Any]:
+    from benchmarks.plain import plain_epoch
+
+    net, optimizer, loss_fn, predict = setup.build()
+    record = plain_epoch(net, optimizer, loss_fn, setup.train, setup.val, setup.batch_size,
+                         setup.eval_batch_size, transform=setup.transform, predict=predict,
+                         max_steps=max_steps, sync=lambda: sync(setup.device))
+    return record

@@ -1,0 +1,64 @@
+"""Framework overhead: one epoch of the same model, data, batch size and optimizer, trained by the
+plain loop (benchmarks/plain.py) and by ``experiments.pipeline.train`` (what experiments/run.py
+runs, with the default logger, checkpointing, progress bar and per-epoch validation), interleaved
+in one process; the median epoch time of each and their ratio."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from benchmarks.common import PlainSetup, framework_epoch, framework_warmup, median, plain_epoch_of
+
+# The issue's references on the 2-core CPU: plain loop, batch 128, ~7.5 s (LeNet) and ~1.5 s
+# (784-64-128-64-10 MLP) per Fashion-MNIST epoch.
+CASES: dict[str, list[str]] = {
+    "cnn": ["model=cnn", "data=fashion"],
+    "mlp": ["model=mlp", "data=fashion", "model.net.hidden=[64,128,64]"],
+}
+TARGET_RATIO = 1.10
+
+
+def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, log=print) -> list[dict[str, Any]]:
+    rows = []
+    workdir = tempfile.mkdtemp(prefix="bench-overhead-")
+    for name in cases or list(CASES):
+        overrides = CASES[name]
+        setup = PlainSetup(overrides, device)
+        plain_epoch_of(setup, max_steps=20)  # warm-up: first-call kernel selection, allocator
+        framework_warmup(overrides, workdir, device)
+        plain, framework = [], []
+        for r in range(repeats):
+            # Alternate who goes first, so a drift in machine load hits both sides alike.
+            order = ("plain", "framework") if r % 2 == 0 else ("framework", "plain")
+            for side in order:
+                if side == "plain":
+                    plain.append(plain_epoch_of(setup))
+                else:
+                    framework.append(framework_epoch(overrides, workdir, device))
+            log(f"overhead {name} repeat {r + 1}/{repeats}: plain {plain[-1]['epoch_s']:.2f} s, "
+                f"framework {framework[-1]['epoch_s']:.2f} s")
+        p_epoch, f_epoch = median([x["epoch_s"] for x in plain]), median([x["epoch_s"] for x in framework])
+        p_train, f_train = median([x["train_s"] for x in plain]), median([x["train_s"] for x in framework])
+        # The ratio of each interleaved pair, then the median: robust to load drifting between pairs.
+        pair_ratios = [f["epoch_s"] / p["epoch_s"] for p, f in zip(plain, framework)]
+        rows.append({
+            "case": name,
+            "overrides": " ".join(overrides),
+            "batch_size": setup.batch_size,
+            "steps": plain[-1]["steps"],
+            "repeats": repeats,
+            "plain_epoch_s": p_epoch,
+            "framework_epoch_s": f_epoch,
+            "ratio": f_epoch / p_epoch,
+            "ratio_pairs_median": median(pair_ratios),
+            "plain_train_s": p_train,
+            "framework_train_s": f_train,
+            "train_ratio": f_train / p_train,
+            "target_ratio": TARGET_RATIO,
+            "ok": f_epoch / p_epoch <= TARGET_RATIO,
+            "plain_all_s": [x["epoch_s"] for x in plain],
+            "framework_all_s": [x["epoch_s"] for x in framework],
+            "framework_val_acc": framework[-1]["metrics"].get("val/acc"),
+        })
+    return rows

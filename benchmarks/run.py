@@ -1,0 +1,238 @@
+"""Benchmark suite: framework overhead, time to accuracy, start-up, scaling.
+
+    python benchmarks/run.py                          # everything (about 20 min on 2 CPU cores)
+    python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
+    python benchmarks/run.py --only overhead,startup --repeats 5
+    python benchmarks/run.py --only tta --recipes fashion_fast
+    make bench ARGS="--only overhead"
+
+Prints one rich table per section, writes every figure to benchmarks/results/<time>.json (and
+latest.json) and the tables, with the machine, to benchmarks/RESULTS.md.
+Run it on a quiet machine: timings share the CPU with whatever else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from benchmarks.common import ROOT  # noqa: E402
+
+SECTIONS = ("overhead", "tta", "startup", "scaling")
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+MARKDOWN = ROOT / "benchmarks" / "RESULTS.md"
+
+
+def machine() -> dict[str, str]:
+    import lightning
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {
+        "cpu": cpu, "cores": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
+        "gpu": gpu, "python": platform.python_version(), "torch": torch.__version__,
+        "lightning": lightning.__version__, "os": platform.platform(terse=True),
+    }
+
+
+def fmt(value, digits: int = 2, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{100 * value:.2f}%" if pct else f"{value:.{digits}f}"
+    return str(value)
+
+
+def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) per section, shared by the console and the markdown."""
+    out = []
+    if "overhead" in results:
+        rows = [[r["case"], r["overrides"], str(r["batch_size"]), str(r["steps"]), fmt(r["plain_epoch_s"]),
+                 fmt(r["framework_epoch_s"]), fmt(r["ratio"], 3), fmt(r["train_ratio"], 3),
+                 f"{r['repeats']}", fmt(r["ok"])] for r in results["overhead"]]
+        out.append(("Framework overhead: one Fashion-MNIST epoch (train + validation), median",
+                    ["case", "config", "batch", "steps", "plain s", "framework s", "ratio", "train-only ratio",
+                     "repeats", "<= 1.10"], rows))
+    if "tta" in results:
+        rows = [[r["command"], fmt(r["wall_s"], 1), fmt(r["test_acc"], pct=True), fmt(r["target_acc"], pct=True),
+                 fmt(r["budget_s"], 0), fmt(r["val_target_reached_s"], 1), str(r["epochs"]), fmt(r["ok"])]
+                for r in results["tta"]]
+        out.append(("Time to accuracy: the whole command, start-up and test included",
+                    ["command", "wall s", "test acc", "target", "budget s", "val >= target at s", "epochs", "met"],
+                    rows))
+    if "startup" in results:
+        rows = [[r["command"], fmt(r["wall_s"]), str(r["repeats"])] for r in results["startup"]]
+        out.append(("Start-up: wall time of the command, median", ["command", "wall s", "repeats"], rows))
+    if "scaling" in results:
+        rows = [[r["workload"], f"{r['points']:.0e}".replace("e+0", "e"), str(r["steps"]), fmt(r["plain_epoch_s"], 3),
+                 fmt(r["framework_epoch_s"], 3), fmt(r["plain_ms_per_1k"], 2), fmt(r["framework_ms_per_1k"], 2),
+                 fmt(r["ratio"], 2)] for r in results["scaling"]]
+        out.append(("Scaling: one epoch (train + validation) as the data grows",
+                    ["workload", "points", "steps", "plain s", "framework s", "plain ms/1k pts",
+                     "framework ms/1k pts", "ratio"], rows))
+    return out
+
+
+def to_markdown(results: dict, args: argparse.Namespace) -> str:
+    m = results["machine"]
+    env = " ".join(f"{k}={v}" for k, v in results.get("env", {}).items())
+    command = " ".join(x for x in (env, "python benchmarks/run.py", *results.get("argv", [])) if x)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Latest run of `{command}`, {results['date']}.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), GPU: {m['gpu']}; "
+        f"Python {m['python']}, torch {m['torch']}, Lightning {m['lightning']}; device `{args.device}`.",
+        "",
+        *([f"Note: {results['note']}", ""] if results.get("note") else []),
+        "Regenerate: `make bench` (all sections) or `python benchmarks/run.py --only overhead,startup "
+        "--repeats 5`; every figure is also in `benchmarks/results/latest.json`.",
+        "",
+    ]
+    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling"), SECTIONS))
+    for title, header, rows in tables(results):
+        section = next(v for k, v in names.items() if title.startswith(k))
+        if section in results.get("carried", {}):
+            title += f" (from the run of {results['carried'][section]})"
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        lines.append("")
+    if "overhead" in results:
+        lines += [
+            "The plain loop (`benchmarks/plain.py`) and `experiments.pipeline.train` (the code behind "
+            "`experiments/run.py`, with its default TensorBoard logger, checkpointing, progress bar and "
+            "per-epoch validation) train the same net, from the same seed, on the same tensors, with "
+            "the same batch size and optimizer, alternating in one process; both epochs are timed in "
+            "the process over the same span (`benchmarks/timing.py`).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repeats per measurement (default: overhead 5, startup 3, scaling 1)")
+    parser.add_argument("--quick", action="store_true",
+                        help="overhead, startup and fashion_fast only, 1 repeat, scaling up to 1e5 points")
+    parser.add_argument("--recipes", default="fashion_fast,fashion_best",
+                        help="time-to-accuracy recipes (conf/experiment/ names)")
+    parser.add_argument("--cases", default="cnn,mlp", help="overhead cases")
+    parser.add_argument("--max-size", type=float, default=None, help="largest scaling size, e.g. 1e5")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="device for overhead and scaling (cuda: trainer.accelerator=gpu, data.on_device=true)")
+    parser.add_argument("--no-markdown", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
+    parser.add_argument("--note", default=None, help="a line for RESULTS.md, e.g. what else ran on the machine")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="rewrite benchmarks/RESULTS.md from results/latest.json (with --note), run nothing")
+    args = parser.parse_args(argv)
+    if args.markdown_only:
+        results = json.loads((RESULTS_DIR / "latest.json").read_text())
+        if args.note is not None:
+            results["note"] = args.note
+            (RESULTS_DIR / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+        args.device = results.get("device", args.device)
+        MARKDOWN.write_text(to_markdown(results, args))
+        print(f"Markdown: {MARKDOWN}")
+        return 0
+
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    max_size = int(args.max_size) if args.max_size else None
+    if args.quick:
+        if args.only == parser.get_default("only"):
+            sections = ["overhead", "startup", "tta"]
+        if args.recipes == parser.get_default("recipes"):
+            recipes = ["fashion_fast"]
+        args.repeats = args.repeats or 1
+        max_size = max_size or 10**5
+
+    console = Console()
+    log = lambda msg: console.log(msg)  # noqa: E731
+    results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
+                     "machine": machine(), "device": args.device, "note": args.note,
+                     "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES") if k in os.environ}}
+    started = time.perf_counter()
+    if "overhead" in sections:
+        from benchmarks import overhead
+
+        results["overhead"] = overhead.run(args.repeats or 5, args.device, args.cases.split(","), log=log)
+    if "startup" in sections:
+        from benchmarks import startup
+
+        results["startup"] = startup.run(args.repeats or 3, log=log)
+    if "scaling" in sections:
+        from benchmarks import scaling
+
+        results["scaling"] = scaling.run(args.repeats or 1, args.device, max_size, log=log)
+    if "tta" in sections:
+        from benchmarks import time_to_accuracy
+
+        results["tta"] = time_to_accuracy.run(recipes, log=log)
+    results["bench_wall_s"] = time.perf_counter() - started
+    ran = [s for s in SECTIONS if s in results]
+    results["sections_run"] = ran
+
+    # Sections not run this time keep their last figures (with their date) in the markdown.
+    previous = RESULTS_DIR / "latest.json"
+    if previous.is_file():
+        try:
+            old = json.loads(previous.read_text())
+        except ValueError:
+            old = {}
+        old_carried = old.get("carried", {})
+        carried = {}
+        for section in SECTIONS:
+            if section not in ran and section in old:
+                results[section] = old[section]
+                carried[section] = old_carried.get(section, old.get("date"))
+        results["carried"] = carried
+
+    for title, header, rows in tables({k: v for k, v in results.items() if k not in results.get("carried", {})}):
+        table = Table(title=title)
+        for h in header:
+            table.add_column(h, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    for path in (RESULTS_DIR / f"{stamp}.json", RESULTS_DIR / "latest.json"):
+        path.write_text(json.dumps(results, indent=2, default=str))
+    console.print(f"JSON: {RESULTS_DIR / f'{stamp}.json'}")
+    if not args.no_markdown:
+        MARKDOWN.write_text(to_markdown(results, args))
+        console.print(f"Markdown: {MARKDOWN}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

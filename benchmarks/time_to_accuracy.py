@@ -1,0 +1,85 @@
+"""Time to accuracy: the real command ``python experiments/run.py experiment=<recipe>`` as a
+subprocess. Wall time from launch to exit (start-up, data, training, test all included), the
+final test accuracy, and when the validation accuracy first reached the recipe's target (read
+from the TensorBoard events the run writes, whose wall-clock stamps share the launch's clock)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import ROOT
+
+# recipe -> (test accuracy target, wall-time budget in seconds), from the issue
+RECIPES: dict[str, tuple[float, float]] = {
+    "fashion_fast": (0.91, 90.0),
+    "fashion_best": (0.935, 600.0),
+}
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[tuple[float, int, float]]]:
+    """``{tag: [(wall_time, step, value), ...]}`` from the run's TensorBoard event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list[tuple[float, int, float]]] = {}
+    for events in sorted(run_dir.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags().get("scalars", []):
+            scalars.setdefault(tag, []).extend((e.wall_time, e.step, e.value) for e in acc.Scalars(tag))
+    return scalars
+
+
+def metrics_from_log(text: str) -> dict[str, float]:
+    """The ``Metrics: {...}`` line experiments/pipeline.py logs at the end of a run."""
+    found = re.findall(r"Metrics: (\{.*\})", text)
+    try:
+        return ast.literal_eval(found[-1]) if found else {}
+    except (ValueError, SyntaxError):
+        return {}
+
+
+def run_recipe(recipe: str, extra: list[str] | None = None, log=print) -> dict[str, Any]:
+    target, budget = RECIPES[recipe]
+    run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{recipe}-"))
+    cmd = [sys.executable, "experiments/run.py", f"experiment={recipe}", f"hydra.run.dir={run_dir}",
+           *(extra or [])]
+    log(f"time-to-accuracy: {' '.join(cmd[1:])}")
+    launched = time.time()
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{recipe} failed ({done.returncode}):\n{done.stdout[-3000:]}")
+    scalars = read_scalars(run_dir)
+    log_metrics = metrics_from_log(done.stdout)
+    test_acc = scalars["test/acc"][-1][2] if scalars.get("test/acc") else log_metrics.get("test/acc")
+    val = sorted(scalars.get("val/acc", []))
+    reached = next((w - launched for w, _, v in val if v >= target), None)
+    first_val = val[0][0] - launched if val else None
+    row = {
+        "recipe": recipe,
+        "command": f"python experiments/run.py experiment={recipe}",
+        "wall_s": wall,
+        "test_acc": test_acc,
+        "target_acc": target,
+        "budget_s": budget,
+        "ok": bool(test_acc is not None and test_acc >= target and wall <= budget),
+        "val_target_reached_s": reached,
+        "first_val_s": first_val,
+        "epochs": len(val),
+        "val_acc": [v for _, _, v in val],
+        "val_acc_at_s": [w - launched for w, _, _ in val],
+    }
+    log(f"time-to-accuracy {recipe}: {wall:.1f} s wall, test/acc {test_acc}")
+    return row
+
+
+def run(recipes: list[str] | None = None, log=print) -> list[dict[str, Any]]:
+    return [run_recipe(r, log=log) for r in (recipes or list(RECIPES))]
