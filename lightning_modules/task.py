@@ -72,7 +72,8 @@ class TaskModule(LightningModule):
         return kwargs
 
     def on_train_epoch_start(self) -> None:
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True,
+                 sync_dist=True)
         self._epoch_sums: dict[str, list] = {}
 
     # Training-epoch means are kept as running (sum, count) tensors and logged once at epoch end:
