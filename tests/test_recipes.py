@@ -121,3 +121,15 @@ def test_vggnet_flip_tta_averages_the_mirror_in_eval_only():
     assert torch.allclose(a, plain(x))  # training: one forward, no mirror
     with pytest.raises(ValueError):
         VGGNet(channels=[4, 8], convs=[1])
+
+
+def test_vggnet_pool_first_pools_before_norm_and_keeps_shapes():
+    from lightning_modules.nets import VGGNet
+
+    net = VGGNet(channels=[4, 8], convs=[1, 2], pool_first=True)
+    kinds = [type(m).__name__ for m in net.features]
+    assert kinds == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU",
+                     "Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert [type(m).__name__ for m in VGGNet(channels=[4], convs=[1]).features] == \
+        ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]

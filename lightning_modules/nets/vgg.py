@@ -11,6 +11,9 @@ class VGGNet(nn.Module):
 
     ``convs`` spends the compute where it pays: on a CPU a second conv at 28x28 costs as much
     as both convs at 14x14, so the Fashion-MNIST recipes use one conv on the first stage.
+    ``pool_first`` max-pools each stage's last conv output before its BatchNorm and ReLU
+    (as fast CIFAR recipes do): a quarter of the elementwise work after the pool, less time
+    per step on a CPU (125 vs 157 ms at batch 256 for the fashion_best net, in isolation).
     ``channels_last`` stores the conv weights in NHWC, which oneDNN (CPU) and cuDNN (GPU) run
     faster; pair it with ``data.channels_last=true`` so the batches are NHWC too. It survives
     ``.to(device)`` and checkpoint loading (``load_state_dict`` copies into the NHWC tensors).
@@ -27,6 +30,7 @@ class VGGNet(nn.Module):
         image_size: int = 28,
         channels_last: bool = False,
         flip_tta: bool = False,
+        pool_first: bool = False,
     ):
         super().__init__()
         if len(channels) != len(convs):
@@ -35,11 +39,14 @@ class VGGNet(nn.Module):
         layers: list[nn.Module] = []
         prev = in_channels
         for width, count in zip(channels, convs):
-            for _ in range(count):
-                layers += [nn.Conv2d(prev, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                           nn.ReLU(inplace=True)]
+            for k in range(count):
+                layers.append(nn.Conv2d(prev, width, 3, padding=1, bias=False))
+                if pool_first and k == count - 1:
+                    layers.append(nn.MaxPool2d(2))
+                layers += [nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
                 prev = width
-            layers.append(nn.MaxPool2d(2))
+            if not pool_first:
+                layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         if head_hidden > 0:
