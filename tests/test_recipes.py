@@ -3,45 +3,19 @@ so the test needs neither the real data nor much time)."""
 
 from __future__ import annotations
 
-import os
-import struct
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-
-
-def write_idx(raw: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> None:
-    """Tiny Fashion-MNIST look-alike in the IDX format torchvision reads."""
-    g = torch.Generator().manual_seed(seed)
-    raw.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = torch.randint(0, 10, (n,), generator=g, dtype=torch.uint8)
-        # Class-dependent brightness so that a few steps can learn something.
-        images = (torch.rand(n, 28, 28, generator=g) * 100 + labels[:, None, None].float() * 15).to(torch.uint8)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, n, 28, 28) + images.numpy().tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.numpy().tobytes())
-
-
-def compose_run(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="run", overrides=overrides)
-
-
-@pytest.fixture
-def fake_data(tmp_path):
-    write_idx(tmp_path / "data" / "FashionMNIST" / "raw")
-    return tmp_path
+from experiments import pipeline
+from tests.conftest import compose_run
 
 
 @pytest.mark.parametrize("recipe", ["fashion_fast", "fashion_best", "fashion_seed"])
 def test_recipe_composes_and_builds(recipe, tmp_path):
-    cfg = compose_run([f"experiment={recipe}", f"paths.output_dir={tmp_path}"])
+    cfg = compose_run([f"experiment={recipe}"], tmp_path)
     assert cfg.task_name == recipe
     model = instantiate(cfg.model, _convert_="object")
     x = torch.zeros(2, 1, 28, 28)
@@ -51,8 +25,8 @@ def test_recipe_composes_and_builds(recipe, tmp_path):
 
 
 def test_fast_and_best_use_nhwc_and_best_augments(tmp_path):
-    fast = compose_run(["experiment=fashion_fast", f"paths.output_dir={tmp_path}"])
-    best = compose_run(["experiment=fashion_best", f"paths.output_dir={tmp_path}"])
+    fast = compose_run(["experiment=fashion_fast"], tmp_path)
+    best = compose_run(["experiment=fashion_best"], tmp_path)
     for cfg in (fast, best):
         assert cfg.data.channels_last and cfg.model.net.channels_last
         assert cfg.model.scheduler.total_steps is None  # filled in from the trainer
@@ -63,28 +37,19 @@ def test_fast_and_best_use_nhwc_and_best_augments(tmp_path):
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_fashion_fast_trains_a_few_steps(fake_data):
-    from experiments import pipeline
-
-    cfg = compose_run([
-        "experiment=fashion_fast",
-        f"paths.data_dir={fake_data / 'data'}",
-        f"paths.output_dir={fake_data / 'run'}",
-        "data.val_size=100", "data.batch_size=64", "data.eval_batch_size=100",
-        "trainer.max_epochs=1", "+trainer.limit_train_batches=8", "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false",
-    ])
+def test_fashion_fast_trains_a_few_steps(fake_fashion, tmp_path):
+    cfg = compose_run(["experiment=fashion_fast", *fake_fashion, "data.batch_size=64", "data.eval_batch_size=100",
+                       "trainer.max_epochs=2", "+trainer.limit_train_batches=8", "trainer.log_every_n_steps=1"],
+                      tmp_path / "run")
     metrics = pipeline.train(cfg)
-    assert 0.0 <= metrics["test/acc"] <= 1.0
-    assert torch.isfinite(torch.tensor(metrics["train/loss_epoch"] if "train/loss_epoch" in metrics
-                                       else metrics["val/loss"]))
+    assert metrics["test/acc"] > 0.2, metrics  # 10 classes: better than chance after 16 steps
+    assert metrics["train/loss_epoch"] < 2.3
     assert Path(metrics["best_model_path"]).is_file()
 
 
-def test_augmentation_runs_in_training_only(fake_data):
+def test_augmentation_runs_in_training_only(fake_fashion, tmp_path):
     """data=fashion_augmented augments training batches, never validation/test ones."""
-    cfg = compose_run(["experiment=fashion_best", f"paths.data_dir={fake_data / 'data'}",
-                       f"paths.output_dir={fake_data / 'run'}", "data.val_size=100"])
+    cfg = compose_run(["experiment=fashion_best", *fake_fashion], tmp_path)
     dm = instantiate(cfg.data, _convert_="object")
     dm.setup()
     x, y = dm.splits["val"][0][:8], dm.splits["val"][1][:8]
