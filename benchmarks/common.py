@@ -136,3 +136,17 @@ def plain_epoch_of(setup: PlainSetup, max_steps: int | None = None) -> dict[str,
                          setup.eval_batch_size, transform=setup.transform, predict=predict,
                          max_steps=max_steps, sync=lambda: sync(setup.device))
     return record
+
+
+def interleaved(setup: PlainSetup, overrides: list[str], workdir: str | os.PathLike, device: str,
+                repeats: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``repeats`` epochs of the plain loop and of the framework, alternating who goes first so
+    that a drift in machine load hits both sides alike; returns (plain, framework) records."""
+    plain, framework = [], []
+    for r in range(repeats):
+        for side in (("plain", "framework") if r % 2 == 0 else ("framework", "plain")):
+            if side == "plain":
+                plain.append(plain_epoch_of(setup))
+            else:
+                framework.append(framework_epoch(overrides, workdir, device))
+    return plain, framework

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from benchmarks.common import PlainSetup, framework_epoch, framework_warmup, median, plain_epoch_of
+from benchmarks.common import PlainSetup, framework_warmup, interleaved, median, plain_epoch_of
 
 # The references on the 2-core CPU: plain loop, batch 128, ~7.5 s (LeNet) and ~1.5 s
 # (784-64-128-64-10 MLP) per Fashion-MNIST epoch.
@@ -31,17 +31,10 @@ def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, l
         setup = PlainSetup(overrides, device)
         plain_epoch_of(setup, max_steps=20)  # warm-up: first-call kernel selection, allocator
         framework_warmup(overrides, workdir, device)
-        plain, framework = [], []
-        for r in range(repeats):
-            # Alternate who goes first, so a drift in machine load hits both sides alike.
-            order = ("plain", "framework") if r % 2 == 0 else ("framework", "plain")
-            for side in order:
-                if side == "plain":
-                    plain.append(plain_epoch_of(setup))
-                else:
-                    framework.append(framework_epoch(overrides, workdir, device))
-            log(f"overhead {name} repeat {r + 1}/{repeats}: plain {plain[-1]['epoch_s']:.2f} s, "
-                f"framework {framework[-1]['epoch_s']:.2f} s")
+        plain, framework = interleaved(setup, overrides, workdir, device, repeats)
+        for r, (p, f) in enumerate(zip(plain, framework)):
+            log(f"overhead {name} repeat {r + 1}/{repeats}: plain {p['epoch_s']:.2f} s, "
+                f"framework {f['epoch_s']:.2f} s")
         p_epoch, f_epoch = median([x["epoch_s"] for x in plain]), median([x["epoch_s"] for x in framework])
         p_train, f_train = median([x["train_s"] for x in plain]), median([x["train_s"] for x in framework])
         # The ratio of each interleaved pair, then the median: robust to load drifting between pairs.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from benchmarks.common import PlainSetup, framework_epoch, framework_warmup, median, plain_epoch_of
+from benchmarks.common import PlainSetup, framework_warmup, interleaved, median, plain_epoch_of
 
 # The tiny tutorial models: per-step overhead is all there is to see.
 WORKLOADS: dict[str, dict[str, Any]] = {
@@ -37,14 +37,8 @@ def run(repeats: int = 1, device: str = "cpu", max_size: int | None = None, log=
             plain_epoch_of(setup, max_steps=5)
             if n == spec["sizes"][0]:
                 framework_warmup(overrides, workdir, device)
-            plain, framework = [], []
-            for r in range(repeats):
-                order = ("plain", "framework") if r % 2 == 0 else ("framework", "plain")
-                for side in order:
-                    if side == "plain":
-                        plain.append(plain_epoch_of(setup)["epoch_s"])
-                    else:
-                        framework.append(framework_epoch(overrides, workdir, device)["epoch_s"])
+            runs = interleaved(setup, overrides, workdir, device, repeats)
+            plain, framework = ([x["epoch_s"] for x in side] for side in runs)
             train_points = len(setup.train[0])
             p, f = median(plain), median(framework)
             log(f"scaling {name} n={n}: plain {p:.3f} s, framework {f:.3f} s")

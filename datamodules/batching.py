@@ -164,7 +164,3 @@ class InMemoryDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> TensorBatches:
         return self._batches(self.predict_split, shuffle=False, batch_size=self.eval_batch_size)
-
-    def describe(self) -> str:
-        sizes = ", ".join(f"{k} {len(v[0])}" for k, v in self.splits.items())
-        return f"{type(self).__name__}({sizes})"
