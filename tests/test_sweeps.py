@@ -181,7 +181,9 @@ def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
 @pytest.mark.slow
 def test_joblib_runs_jobs_in_parallel(tmp_path):
     sweep = tmp_path / "sweep"
-    cli("-m", *FAST_XOR, "trainer.max_epochs=10", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+    # Jobs of several seconds: a worker can start a second or more after the other, and a
+    # job shorter than that skew could end before its twin starts even when run in parallel.
+    cli("-m", *FAST_XOR, "trainer.max_epochs=150", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
         "model.optimizer.lr=1.0,3.0", f"hydra.sweep.dir={sweep}", logs=tmp_path)
     records = [json.loads((job / "job.json").read_text()) for job in job_dirs(sweep)]
     assert [r["status"] for r in records] == ["ok", "ok"]
