@@ -23,7 +23,12 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from experiments.utils import skip_gpu_probe_without_gpu  # noqa: E402
+
 TIMER = "+callbacks.epoch_timer._target_=benchmarks.timing.EpochTimer"
+# The framework sets this in every run; the plain loop, timed in the same process, must not pay
+# the per-step GPU probe that importing Lightning switches on: a loop without Lightning never does.
+skip_gpu_probe_without_gpu()
 
 
 def compose_run(overrides: list[str]) -> DictConfig:

@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats = args.repeats or 1
         max_size = max_size or 10**5
 
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 200)  # unwrapped tables in logs
     log = lambda msg: console.log(msg)  # noqa: E731
     results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
                      "machine": machine(), "device": args.device, "note": args.note,

@@ -55,6 +55,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; returns the final metrics (floats) and, under
     ``"best_model_path"``, the checkpoint that was tested."""
     validate_config(cfg)
+    utils.skip_gpu_probe_without_gpu()
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule = build(cfg)

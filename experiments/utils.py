@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +51,21 @@ def quiet() -> None:
         logger.addFilter(_DropTips())
 
 
+def skip_gpu_probe_without_gpu() -> None:
+    """Stop a per-step GPU probe on machines without a GPU.
+
+    Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` (so that forking stays safe),
+    and with it, on a CUDA build of torch and no GPU, every ``optimizer.step()`` asks NVML
+    afresh whether a GPU has appeared (torch's graph-capture health check): a failing dlopen of
+    libnvidia-ml, 40-250 us a step on a 2-core CPU, which a loop without Lightning never pays.
+    With no GPU there is nothing to hide, and an empty ``CUDA_VISIBLE_DEVICES`` answers at once.
+    """
+    import torch
+
+    if "CUDA_VISIBLE_DEVICES" not in os.environ and not torch.cuda.is_available():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
 GROUP_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths", "monitor", "seed", "task_name", "tags")
 
 
@@ -85,7 +101,7 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def hparams_of(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the TensorBoard hparams view shows: the run's choices, not its paths."""
     keep = {k: v for k, v in config.items() if k in ("model", "data", "trainer", "seed", "task_name", "tags")}
-    noise = ("_partial_", "default_root_dir", "enable_progress_bar", "enable_model_summary")
+    noise = ("_partial_", "default_root_dir", "enable_progress_bar", "enable_model_summary", "profiler._target_")
     return {k: v for k, v in flatten(keep).items()
             if not k.endswith(noise) and (not k.endswith("_target_") or k.count(".") <= 2)}
 

@@ -18,6 +18,7 @@ class ImagePredictionGrid(Callback):
         self.num_images = num_images
         self.scale = scale
         self.every_n_epochs = every_n_epochs
+        self.nrow, self.padding = 8, 2
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         dm = trainer.datamodule
@@ -31,21 +32,26 @@ class ImagePredictionGrid(Callback):
         with torch.no_grad():
             logits = pl_module(batch[0])
         preds = (logits.squeeze(-1) > 0).long() if logits.shape[-1] == 1 else logits.argmax(-1)
-        grid = make_grid(self.tiles(images, preds.cpu(), targets.cpu(), dm.class_names), nrow=8, padding=2)
+        grid = self.grid(images, preds.cpu(), targets.cpu(), dm.class_names)
         for logger in loggers:
             logger.experiment.add_image("val/predictions", grid, global_step=trainer.global_step)
 
-    def tiles(self, images, preds, targets, names) -> list[torch.Tensor]:
+    def grid(self, images, preds, targets, names) -> torch.Tensor:
+        """The images upscaled and tiled ``nrow`` to a row, each framed and labelled. All frames
+        are drawn in one call: one call per tile cost ~12 ms an epoch, an eighth of a small
+        model's whole framework overhead (benchmarks/overhead.py)."""
         names = names or [str(i) for i in range(int(max(preds.max(), targets.max())) + 1)]
         up = F.interpolate(images.float(), scale_factor=self.scale, mode="nearest").to(torch.uint8)
         if up.shape[1] == 1:
             up = up.expand(-1, 3, -1, -1)
-        tiles = []
-        for image, p, t in zip(up, preds.tolist(), targets.tolist()):
-            right = p == t
-            label = names[p] if right else f"{names[p]} ({names[t]})"
-            h, w = image.shape[1:]
-            box = torch.tensor([[0, 0, w - 1, h - 1]])
-            tiles.append(draw_bounding_boxes(image.contiguous(), box, labels=[label],
-                                             colors=["lime" if right else "red"]))
-        return tiles
+        grid = make_grid(up, nrow=self.nrow, padding=self.padding)
+        h, w = up.shape[-2:]
+        i = torch.arange(len(up))
+        x0 = (i % self.nrow) * (w + self.padding) + self.padding
+        y0 = (i // self.nrow) * (h + self.padding) + self.padding
+        boxes = torch.stack([x0, y0, x0 + w - 1, y0 + h - 1], dim=1)
+        right = (preds == targets).tolist()
+        labels = [names[p] if ok else f"{names[p]} ({names[t]})"
+                  for p, t, ok in zip(preds.tolist(), targets.tolist(), right)]
+        colors = ["lime" if ok else "red" for ok in right]
+        return draw_bounding_boxes(grid, boxes, labels=labels, colors=colors)

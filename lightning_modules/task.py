@@ -79,13 +79,24 @@ class TaskModule(LightningModule):
     # Training-epoch means are kept as running (sum, count) tensors and logged once at epoch end:
     # a per-step self.log(on_epoch=True) or torchmetrics update costs ~0.3-1 ms of Python per
     # step, as much as a small model's whole step (benchmarks/overhead.py).
-    def _accumulate(self, name: str, total: torch.Tensor, count: int) -> None:
+    def _accumulate(self, name: str, value: torch.Tensor, count: int, weight: int = 1) -> None:
+        """Add ``value * weight`` to the running sum of ``name`` and ``count`` to its count."""
         sums = self.__dict__.setdefault("_epoch_sums", {})
-        if name in sums:
-            sums[name][0] = sums[name][0] + total.detach()
-            sums[name][1] += count
+        entry = sums.get(name)
+        if entry is None:
+            sums[name] = [value.detach().float() * weight, count]
         else:
-            sums[name] = [total.detach().float(), count]
+            entry[0].add_(value.detach(), alpha=weight)
+            entry[1] += count
+
+    # Lightning sets _current_fx_name before and after each of the ~20 hooks it calls per
+    # training step; nn.Module.__setattr__ checks every assignment against parameters, modules
+    # and buffers, ~50 us a step on a 2-core CPU. This plain string needs none of it.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_current_fx_name":
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
 
     def _logging_this_step(self) -> bool:
         """Whether the logger will write this training step (every ``log_every_n_steps``)."""
@@ -110,7 +121,7 @@ class TaskModule(LightningModule):
 
     def _log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
         if stage == "train":
-            self._accumulate("train/loss", loss * batch_size, batch_size)
+            self._accumulate("train/loss", loss, batch_size, weight=batch_size)
             if self._logging_this_step():
                 self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         else:
