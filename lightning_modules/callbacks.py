@@ -1,12 +1,51 @@
-"""Callbacks that add pictures to TensorBoard."""
+"""Callbacks: best and last checkpoints in one, a picture of predictions for TensorBoard, and an
+exponential moving average of the weights."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import EMAWeightAveraging as _LightningEMA
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import draw_bounding_boxes, make_grid
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (the ``save_top_k`` best by ``monitor``) that also writes
+    ``last.ckpt`` at the end of every validated epoch, to resume from.
+
+    Lightning 2.6's ``save_last=True`` rewrites last.ckpt only in epochs that also save a top-k
+    checkpoint, so after the best epoch it goes stale; a second ModelCheckpoint just for it would
+    add its hooks to every training step. ``state_key`` is computed once, since Lightning formats
+    it into a label around each hook it calls (~6 a step).
+    """
+
+    def __init__(self, *args, save_last: bool = True, **kwargs):
+        super().__init__(*args, save_last=save_last, **kwargs)
+
+    @property
+    def state_key(self) -> str:
+        if "_state_key" not in self.__dict__:  # its inputs are fixed in __init__
+            self.__dict__["_state_key"] = super().state_key
+        return self.__dict__["_state_key"]
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._keep_last(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):  # no validation this epoch
+            self._keep_last(trainer)
+
+    def _keep_last(self, trainer: Trainer) -> None:
+        # Skipped when this step was already saved: then the top-k save wrote last.ckpt too.
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class ImagePredictionGrid(Callback):
@@ -55,3 +94,17 @@ class ImagePredictionGrid(Callback):
                   for p, t, ok in zip(preds.tolist(), targets.tolist(), right)]
         colors = ["lime" if ok else "red" for ok in right]
         return draw_bounding_boxes(grid, boxes, labels=labels, colors=colors)
+
+
+class EMAWeightAveraging(_LightningEMA):
+    """Lightning's exponential moving average of the weights (``callbacks=ema``): validation,
+    the checkpoints' ``state_dict`` and the test after fit all use the averaged weights.
+
+    One fix: Lightning's callback puts the raw weights back whenever a checkpoint is loaded, so
+    ``test`` on the best checkpoint after ``fit`` would test that epoch's raw weights instead of
+    their average. Outside fit the checkpoint's own weights, the average, are kept.
+    """
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)

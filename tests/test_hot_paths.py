@@ -96,3 +96,18 @@ def test_prediction_picture_frames_each_tile_green_when_right_red_when_wrong():
         y, x = pad + row * (size + pad), pad + col * (size + pad)
         bottom_right = grid[:, y + size - 1, x + size - 1].tolist()  # on the frame, clear of the label
         assert bottom_right == ([255, 0, 0] if i == 3 else [0, 255, 0]), (i, bottom_right)
+
+
+def test_one_checkpoint_callback_keeps_the_best_and_a_true_last(tmp_path):
+    """Best by monitor (here: the earliest epoch), and last.ckpt rewritten every epoch after it."""
+    from experiments import pipeline
+
+    cfg = compose_run(["experiment=xor", "trainer.max_epochs=4", "monitor.metric=epoch", "monitor.mode=min",
+                       "test=false"], tmp_path)
+    pipeline.train(cfg)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
+    assert names == ["epoch_000.ckpt", "last.ckpt"], names
+    best = torch.load(tmp_path / "checkpoints" / "epoch_000.ckpt", weights_only=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (best["epoch"], last["epoch"]) == (0, 3)
+    assert not torch.equal(best["state_dict"]["net.linear1.weight"], last["state_dict"]["net.linear1.weight"])
