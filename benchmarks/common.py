@@ -98,12 +98,29 @@ class PlainSetup:
         splits = self.datamodule.splits
         self.train = tuple(t.to(self.device) for t in splits["train"])
         self.val = tuple(t.to(self.device) for t in splits["val"])
+        self.test = tuple(t.to(self.device) for t in splits["test"])
         self.batch_size = self.datamodule.batch_size
         self.eval_batch_size = self.datamodule.eval_batch_size
+        self.augment = getattr(self.datamodule, "augment", None)  # training batches only
+        self.epochs = int(cfg.trainer.max_epochs)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         # The data module's own per-batch step (Fashion-MNIST: uint8 -> normalised float).
         return self.datamodule.on_after_batch_transfer((x, None), 0)[0]
+
+    def scheduler(self, optimizer) -> tuple[Any, str]:
+        """The config's LR schedule and its interval ('step' or 'epoch'), sized as TaskModule
+        sizes it; (None, 'epoch') without one."""
+        from lightning_modules.task import schedule_length_kwargs
+
+        model_cfg = self.cfg.model
+        if model_cfg.get("scheduler") is None:
+            return None, "epoch"
+        factory = instantiate(model_cfg.scheduler, _convert_="object")
+        interval = str(model_cfg.get("scheduler_interval", "epoch"))
+        steps = -(-len(self.train[0]) // self.batch_size)
+        length = steps * self.epochs if interval == "step" else self.epochs
+        return factory(optimizer=optimizer, **schedule_length_kwargs(factory, length)), interval
 
     def build(self):
         """A fresh net and optimizer (seeded as the framework seeds), the loss and the argmax."""

@@ -26,9 +26,12 @@ def plain_epoch(
     predict: Callable[[Tensor], Tensor] | None = None,
     max_steps: int | None = None,
     sync: Callable[[], None] | None = None,
+    augment: Callable[[Tensor], Tensor] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> dict[str, float]:
-    """One epoch; returns ``epoch_s`` (train + validation), ``train_s`` and ``steps``, timed over
-    the same span as :class:`benchmarks.timing.EpochTimer` times the framework's epoch."""
+    """One epoch; returns ``epoch_s`` (train + validation), ``train_s``, ``steps`` and ``val_acc``,
+    timed over the same span as :class:`benchmarks.timing.EpochTimer` times the framework's epoch.
+    ``augment`` transforms training batches only; ``scheduler`` is stepped after every step."""
     transform = transform or (lambda x: x)
     sync = sync or (lambda: None)
     sync()
@@ -41,30 +44,48 @@ def plain_epoch(
     for i in range(0, len(x_train), batch_size):
         idx = order[i : i + batch_size]
         x, y = transform(x_train[idx]), y_train[idx]
+        if augment is not None:
+            x = augment(x)
         loss = loss_fn(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         running += loss.detach()
         steps += 1
         if max_steps is not None and steps >= max_steps:
             break
     sync()
     train_end = time.perf_counter()
+    val_acc = None
     if val is not None and max_steps is None:
-        net.eval()
-        x_val, y_val = val
-        total = torch.zeros((), device=x_val.device)
-        correct = torch.zeros((), device=x_val.device)
-        with torch.no_grad():
-            for i in range(0, len(x_val), eval_batch_size):
-                x, y = transform(x_val[i : i + eval_batch_size]), y_val[i : i + eval_batch_size]
-                out = net(x)
-                total += loss_fn(out, y) * len(y)
-                if predict is not None:
-                    correct += (predict(out) == y).sum()
-        _ = (total / len(x_val)).item(), (correct / len(x_val)).item()
+        val_acc = evaluate(net, loss_fn, val, eval_batch_size, transform, predict)
     _ = running.item()
     sync()
     end = time.perf_counter()
-    return {"epoch_s": end - start, "train_s": train_end - start, "steps": steps}
+    return {"epoch_s": end - start, "train_s": train_end - start, "steps": steps, "val_acc": val_acc}
+
+
+def evaluate(
+    net: nn.Module,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    split: tuple[Tensor, Tensor],
+    batch_size: int,
+    transform: Callable[[Tensor], Tensor],
+    predict: Callable[[Tensor], Tensor] | None,
+) -> float | None:
+    """Mean loss and accuracy over a split, in eval mode; returns the accuracy (None without ``predict``)."""
+    net.eval()
+    x_all, y_all = split
+    total = torch.zeros((), device=x_all.device)
+    correct = torch.zeros((), device=x_all.device)
+    with torch.no_grad():
+        for i in range(0, len(x_all), batch_size):
+            x, y = transform(x_all[i : i + batch_size]), y_all[i : i + batch_size]
+            out = net(x)
+            total += loss_fn(out, y) * len(y)
+            if predict is not None:
+                correct += (predict(out) == y).sum()
+    _ = (total / len(x_all)).item()
+    return (correct / len(x_all)).item() if predict is not None else None

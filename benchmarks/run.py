@@ -1,9 +1,10 @@
-"""Benchmark suite: framework overhead, time to accuracy, start-up, scaling.
+"""Benchmark suite: framework overhead, time to accuracy, start-up, scaling, torch.compile.
 
-    python benchmarks/run.py                          # everything (about 20 min on 2 CPU cores)
+    python benchmarks/run.py                          # everything (about 25 min on 2 CPU cores)
     python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
     python benchmarks/run.py --only overhead,startup --repeats 5
     python benchmarks/run.py --only tta --recipes fashion_fast
+    python benchmarks/run.py --device cuda --only overhead,tta --no-markdown   # on a GPU machine
     make bench ARGS="--only overhead"
 
 Prints one rich table per section, writes every figure to benchmarks/results/<time>.json (and
@@ -29,7 +30,7 @@ from rich.table import Table  # noqa: E402
 
 from benchmarks.common import ROOT  # noqa: E402
 
-SECTIONS = ("overhead", "tta", "startup", "scaling")
+SECTIONS = ("overhead", "tta", "startup", "scaling", "compile")
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 MARKDOWN = ROOT / "benchmarks" / "RESULTS.md"
 
@@ -69,18 +70,20 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     out = []
     if "overhead" in results:
         rows = [[r["case"], r["overrides"], str(r["batch_size"]), str(r["steps"]), fmt(r["plain_epoch_s"]),
-                 fmt(r["framework_epoch_s"]), fmt(r["ratio"], 3), fmt(r["train_ratio"], 3),
-                 f"{r['repeats']}", fmt(r["ok"])] for r in results["overhead"]]
+                 fmt(r["framework_epoch_s"]), fmt(r["ratio"], 3), fmt(r.get("ratio_pairs_median"), 3),
+                 fmt(r["train_ratio"], 3), f"{r['repeats']}", fmt(r["ok"])] for r in results["overhead"]]
         out.append(("Framework overhead: one Fashion-MNIST epoch (train + validation), median",
-                    ["case", "config", "batch", "steps", "plain s", "framework s", "ratio", "train-only ratio",
-                     "repeats", "<= 1.10"], rows))
+                    ["case", "config", "batch", "steps", "plain s", "framework s", "ratio", "pair ratio",
+                     "train-only ratio", "repeats", "<= 1.10"], rows))
     if "tta" in results:
-        rows = [[r["command"], fmt(r["wall_s"], 1), fmt(r["test_acc"], pct=True), fmt(r["target_acc"], pct=True),
-                 fmt(r["budget_s"], 0), fmt(r["val_target_reached_s"], 1), str(r["epochs"]), fmt(r["ok"])]
+        rows = [[r["command"], fmt(r["wall_s"], 1), fmt(r.get("framework_fit_s"), 1), fmt(r.get("plain_fit_s"), 1),
+                 fmt(r.get("fit_ratio"), 2), fmt(r["test_acc"], pct=True), fmt(r.get("plain_test_acc"), pct=True),
+                 fmt(r["target_acc"], pct=True), fmt(r["budget_s"], 0), fmt(r["val_target_reached_s"], 1),
+                 str(r["epochs"]), fmt(r["ok"])]
                 for r in results["tta"]]
-        out.append(("Time to accuracy: the whole command, start-up and test included",
-                    ["command", "wall s", "test acc", "target", "budget s", "val >= target at s", "epochs", "met"],
-                    rows))
+        out.append(("Time to accuracy: the whole command, start-up and test included; the plain loop on the same recipe",
+                    ["command", "wall s", "fit+test s", "plain fit+test s", "ratio", "test acc", "plain test acc",
+                     "target", "budget s", "val >= target at s", "epochs", "met"], rows))
     if "startup" in results:
         rows = [[r["command"], fmt(r["wall_s"]), str(r["repeats"])] for r in results["startup"]]
         out.append(("Start-up: wall time of the command, median", ["command", "wall s", "repeats"], rows))
@@ -91,6 +94,13 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Scaling: one epoch (train + validation) as the data grows",
                     ["workload", "points", "steps", "plain s", "framework s", "plain ms/1k pts",
                      "framework ms/1k pts", "ratio"], rows))
+    if "compile" in results:
+        rows = [[r["case"], str(r["batch_size"]), fmt(r["eager_step_ms"], 1), fmt(r["compiled_step_ms"], 1),
+                 fmt(r["speedup"], 2), fmt(r["compile_s"], 1), fmt(r["saved_per_run_s"], 1), fmt(r["pays"])]
+                for r in results["compile"]]
+        out.append(("torch.compile: training step of the recipe's net, median",
+                    ["recipe net", "batch", "eager ms", "compiled ms", "speedup", "first steps s",
+                     "saved per run s", "pays"], rows))
     return out
 
 
@@ -111,7 +121,7 @@ def to_markdown(results: dict, args: argparse.Namespace) -> str:
         "--repeats 5`; every figure is also in `benchmarks/results/latest.json`.",
         "",
     ]
-    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling"), SECTIONS))
+    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile"), SECTIONS))
     for title, header, rows in tables(results):
         section = next(v for k, v in names.items() if title.startswith(k))
         if section in results.get("carried", {}):
@@ -125,7 +135,9 @@ def to_markdown(results: dict, args: argparse.Namespace) -> str:
             "`experiments/run.py`, with its default TensorBoard logger, checkpointing, progress bar and "
             "per-epoch validation) train the same net, from the same seed, on the same tensors, with "
             "the same batch size and optimizer, alternating in one process; both epochs are timed in "
-            "the process over the same span (`benchmarks/timing.py`).",
+            "the process over the same span (`benchmarks/timing.py`). *ratio* is the median framework "
+            "epoch over the median plain one; *pair ratio* the median of each adjacent pair's ratio, "
+            "which cancels the drift of a shared machine between pairs.",
             "",
         ]
     return "\n".join(lines)
@@ -136,15 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="repeats per measurement (default: overhead 5, startup 3, scaling 1)")
+                        help="repeats per measurement (default: overhead 9, startup 3, scaling 1)")
     parser.add_argument("--quick", action="store_true",
                         help="overhead, startup and fashion_fast only, 1 repeat, scaling up to 1e5 points")
-    parser.add_argument("--recipes", default="fashion_fast,fashion_best",
+    parser.add_argument("--recipes", default="fashion_seed,fashion_fast,fashion_best",
                         help="time-to-accuracy recipes (conf/experiment/ names)")
     parser.add_argument("--cases", default="cnn,mlp", help="overhead cases")
+    parser.add_argument("--no-plain-tta", action="store_true",
+                        help="skip the plain-loop baseline of each time-to-accuracy recipe (it takes as long again)")
     parser.add_argument("--max-size", type=float, default=None, help="largest scaling size, e.g. 1e5")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="device for overhead and scaling (cuda: trainer.accelerator=gpu, data.on_device=true)")
+                        help="device for every section (cuda: trainer.accelerator=gpu, data.on_device=true)")
+    parser.add_argument("--precision", default=None,
+                        help="trainer.precision for the time-to-accuracy runs, e.g. bf16-mixed (default: the recipe's)")
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
     parser.add_argument("--note", default=None, help="a line for RESULTS.md, e.g. what else ran on the machine")
     parser.add_argument("--markdown-only", action="store_true",
@@ -183,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if "overhead" in sections:
         from benchmarks import overhead
 
-        results["overhead"] = overhead.run(args.repeats or 5, args.device, args.cases.split(","), log=log)
+        results["overhead"] = overhead.run(args.repeats or 9, args.device, args.cases.split(","), log=log)
     if "startup" in sections:
         from benchmarks import startup
 
@@ -195,7 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     if "tta" in sections:
         from benchmarks import time_to_accuracy
 
-        results["tta"] = time_to_accuracy.run(recipes, log=log)
+        from benchmarks.common import device_overrides
+
+        extra = device_overrides(args.device) if args.device == "cuda" else []
+        extra += [f"trainer.precision={args.precision}"] if args.precision else []
+        results["tta"] = time_to_accuracy.run(recipes, extra, plain=not (args.quick or args.no_plain_tta),
+                                              device=args.device, log=log)
+    if "compile" in sections:
+        from benchmarks import compile as compile_section
+
+        results["compile"] = compile_section.run(device=args.device, log=log)
     results["bench_wall_s"] = time.perf_counter() - started
     ran = [s for s in SECTIONS if s in results]
     results["sections_run"] = ran

@@ -12,6 +12,14 @@ from lightning import LightningModule
 from torch import nn
 
 
+def schedule_length_kwargs(factory: Callable[..., Any], length: int) -> dict[str, int]:
+    """``{"total_steps": length}`` (OneCycle) or ``{"T_max": length}`` (cosine) for a scheduler
+    partial that leaves its length out; nothing for one that sets it or has none."""
+    given = getattr(factory, "keywords", {})
+    params = inspect.signature(getattr(factory, "func", factory)).parameters
+    return {name: length for name in ("total_steps", "T_max") if name in params and given.get(name) is None}
+
+
 class TaskModule(LightningModule):
     #: what this task can learn from, compared with a data module's ``target_kind``
     accepted_targets: frozenset[str] = frozenset()
@@ -56,20 +64,13 @@ class TaskModule(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": config}
 
     def _schedule_length_kwargs(self) -> dict[str, int]:
-        """Fill in a schedule's length (OneCycle's ``total_steps``, cosine's ``T_max``) from
-        the trainer when the config leaves it out, so recipes stay right when epochs change."""
-        factory = self.scheduler_factory
-        given = getattr(factory, "keywords", {})
-        params = inspect.signature(getattr(factory, "func", factory)).parameters
+        """Fill in a schedule's length from the trainer when the config leaves it out, so
+        recipes stay right when epochs change."""
         if self.scheduler_interval == "step":
             length = int(self.trainer.estimated_stepping_batches)
         else:
             length = int(self.trainer.max_epochs or 1)
-        kwargs = {}
-        for name in ("total_steps", "T_max"):
-            if name in params and given.get(name) is None:
-                kwargs[name] = length
-        return kwargs
+        return schedule_length_kwargs(self.scheduler_factory, length)
 
     def on_train_epoch_start(self) -> None:
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True,
