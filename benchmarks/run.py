@@ -77,12 +77,13 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                      "train-only ratio", "repeats", "<= 1.10"], rows))
     if "tta" in results:
         rows = [[r["command"], fmt(r["wall_s"], 1), fmt(r.get("framework_fit_s"), 1), fmt(r.get("plain_fit_s"), 1),
-                 fmt(r.get("fit_ratio"), 2), fmt(r["test_acc"], pct=True), fmt(r.get("plain_test_acc"), pct=True),
+                 fmt(r.get("fit_ratio"), 2), fmt(r.get("train_acc"), pct=True), fmt(r["test_acc"], pct=True),
+                 fmt(r.get("plain_test_acc"), pct=True),
                  fmt(r["target_acc"], pct=True), fmt(r["budget_s"], 0), fmt(r["val_target_reached_s"], 1),
                  str(r["epochs"]), fmt(r["ok"])]
                 for r in results["tta"]]
         out.append(("Time to accuracy: the whole command, start-up and test included; the plain loop on the same recipe",
-                    ["command", "wall s", "fit+test s", "plain fit+test s", "ratio", "test acc", "plain test acc",
+                    ["command", "wall s", "fit+test s", "plain fit+test s", "ratio", "train acc", "test acc", "plain test acc",
                      "target", "budget s", "val >= target at s", "epochs", "met"], rows))
     if "startup" in results:
         rows = [[r["command"], fmt(r["wall_s"]), str(r["repeats"])] for r in results["startup"]]

@@ -21,10 +21,11 @@ from typing import Any
 from benchmarks.common import ROOT, PlainSetup, sync
 from benchmarks.plain import evaluate, plain_epoch
 
-# recipe -> (test accuracy target, wall-time budget in seconds or None), from the issue; the
-# seed recipe's target is what its tutorial reported (on its training set), with no time budget.
-RECIPES: dict[str, tuple[float, float | None]] = {
-    "fashion_seed": (0.833, None),
+# recipe -> (test accuracy target, wall-time budget in seconds), from the issue. The seed recipe
+# has none: its row shows what the tutorial's settings reach here (the tutorial reported 83.3%,
+# measured on its training set: compare the train acc column).
+RECIPES: dict[str, tuple[float | None, float | None]] = {
+    "fashion_seed": (None, None),
     "fashion_fast": (0.91, 90.0),
     "fashion_best": (0.935, 600.0),
 }
@@ -87,7 +88,7 @@ def run_recipe(recipe: str, extra: list[str] | None = None, plain: bool = True, 
     log_metrics = metrics_from_log(done.stdout)
     test_acc = scalars["test/acc"][-1][2] if scalars.get("test/acc") else log_metrics.get("test/acc")
     val = sorted(scalars.get("val/acc", []))
-    reached = next((w - launched for w, _, v in val if v >= target), None)
+    reached = next((w - launched for w, _, v in val if v >= target), None) if target else None
     first_val = val[0][0] - launched if val else None
     fit_s = log_metrics.get("time/total_s")
     row = {
@@ -98,7 +99,8 @@ def run_recipe(recipe: str, extra: list[str] | None = None, plain: bool = True, 
         "test_acc": test_acc,
         "target_acc": target,
         "budget_s": budget,
-        "ok": bool(test_acc is not None and test_acc >= target and (budget is None or wall <= budget)),
+        "train_acc": log_metrics.get("train/acc"),
+        "ok": None if target is None else bool(test_acc is not None and test_acc >= target and wall <= budget),
         "val_target_reached_s": reached,
         "first_val_s": first_val,
         "epochs": len(val),
