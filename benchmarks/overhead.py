@@ -15,9 +15,13 @@ from benchmarks.common import PlainSetup, framework_warmup, interleaved, median,
 CASES: dict[str, list[str]] = {
     "cnn": ["model=cnn", "data=fashion"],
     "mlp": ["model=mlp", "data=fashion"],  # 784-512-512-10, the framework's mlp
-    # The reference MLP: so little work per step that Lightning's fixed ~1 ms per
-    # step shows; reported beside the targets, not one of them.
+    # The reference MLP: so little work per step that Lightning's fixed cost per step
+    # shows; reported beside the targets, not one of them.
     "mlp_small": ["model=mlp", "data=fashion", "model.net.hidden=[64,128,64]"],
+    # Lightning's own loop without this project's callbacks, logger, progress bar and summary:
+    # what of mlp's overhead is Lightning's, not the framework's.
+    "mlp_bare": ["model=mlp", "data=fashion", "callbacks=none", "logger=none", "trainer.enable_progress_bar=false",
+                 "trainer.enable_model_summary=false"],
 }
 TARGET_CASES = ("cnn", "mlp")
 TARGET_RATIO = 1.10

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# As the user set them: importing benchmarks.common may set CUDA_VISIBLE_DEVICES itself.
+USER_ENV = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES") if k in os.environ}
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -118,7 +120,7 @@ def to_markdown(results: dict, args: argparse.Namespace) -> str:
         f"Python {m['python']}, torch {m['torch']}, Lightning {m['lightning']}; device `{args.device}`.",
         "",
         *([f"Note: {results['note']}", ""] if results.get("note") else []),
-        "Regenerate: `make bench` (all sections) or `python benchmarks/run.py --only overhead,startup "
+        "Regenerate: `make bench` (all sections, about 30 min) or `python benchmarks/run.py --only overhead,startup "
         "--repeats 5`; every figure is also in `benchmarks/results/latest.json`.",
         "",
     ]
@@ -162,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="device for every section (cuda: trainer.accelerator=gpu, data.on_device=true)")
     parser.add_argument("--precision", default=None,
                         help="trainer.precision for the time-to-accuracy runs, e.g. bf16-mixed (default: the recipe's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the in-process sections (default: torch's, one per core)")
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
     parser.add_argument("--note", default=None, help="a line for RESULTS.md, e.g. what else ran on the machine")
     parser.add_argument("--markdown-only", action="store_true",
@@ -191,11 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats = args.repeats or 1
         max_size = max_size or 10**5
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     console = Console(width=None if Console().is_terminal else 200)  # unwrapped tables in logs
     log = lambda msg: console.log(msg)  # noqa: E731
     results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
                      "machine": machine(), "device": args.device, "note": args.note,
-                     "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES") if k in os.environ}}
+                     "env": USER_ENV}
     started = time.perf_counter()
     if "overhead" in sections:
         from benchmarks import overhead
