@@ -50,7 +50,7 @@ def run(steps: int = 20, device: str = "cpu", log=print) -> list[dict[str, Any]]
             first = sum(step_times(net, optimizer, loss_fn, x, y, 3, setup.device))  # compiles, warms up
             measured[mode] = (median(step_times(net, optimizer, loss_fn, x, y, steps, setup.device)), first)
         (eager, _), (compiled, compile_s) = measured["eager"], measured["compiled"]
-        steps_per_run = len(x_all) // setup.batch_size * int(setup.cfg.trainer.max_epochs)
+        steps_per_run = -(-len(x_all) // setup.batch_size) * setup.epochs
         saved_s = (eager - compiled) * steps_per_run
         log(f"compile {name}: eager {1e3 * eager:.1f} ms/step, compiled {1e3 * compiled:.1f} ms/step, "
             f"first steps {compile_s:.1f} s")

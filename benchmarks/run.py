@@ -1,10 +1,10 @@
 """Benchmark suite: framework overhead, time to accuracy, start-up, scaling, torch.compile.
 
-    python benchmarks/run.py                          # everything (about 25 min on 2 CPU cores)
+    python benchmarks/run.py                          # everything (about 20 min on 2 CPU cores)
     python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
     python benchmarks/run.py --only overhead,startup --repeats 5
     python benchmarks/run.py --only tta --recipes fashion_fast
-    python benchmarks/run.py --device cuda --only overhead,tta --no-markdown   # on a GPU machine
+    python benchmarks/run.py --device cuda --only overhead,tta,compile --no-markdown   # on a GPU machine
     make bench ARGS="--only overhead"
 
 Prints one rich table per section, writes every figure to benchmarks/results/<time>.json (and
@@ -120,7 +120,7 @@ def to_markdown(results: dict, args: argparse.Namespace) -> str:
         f"Python {m['python']}, torch {m['torch']}, Lightning {m['lightning']}; device `{args.device}`.",
         "",
         *([f"Note: {results['note']}", ""] if results.get("note") else []),
-        "Regenerate: `make bench` (all sections, about 30 min) or `python benchmarks/run.py --only overhead,startup "
+        "Regenerate: `make bench` (all sections, about 20 min) or `python benchmarks/run.py --only overhead,startup "
         "--repeats 5`; every figure is also in `benchmarks/results/latest.json`.",
         "",
     ]
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="device for every section (cuda: trainer.accelerator=gpu, data.on_device=true)")
     parser.add_argument("--precision", default=None,
-                        help="trainer.precision for the time-to-accuracy runs, e.g. bf16-mixed (default: the recipe's)")
+                        help="trainer.precision for the framework's time-to-accuracy runs, e.g. bf16-mixed (the plain baseline stays fp32)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the in-process sections (default: torch's, one per core)")
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite benchmarks/RESULTS.md")

@@ -29,7 +29,8 @@ def test_trainer_profiles_nothing_by_default_and_takes_lightnings_profilers(tmp_
     assert isinstance(simple.profiler, SimpleProfiler)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+@pytest.mark.skipif(torch.cuda.is_available() or not torch.backends.cuda.is_built(),
+                    reason="needs a CUDA build of torch on a machine without a GPU")
 def test_no_gpu_probe_per_optimizer_step_without_a_gpu(monkeypatch):
     """Lightning's PYTORCH_NVML_BASED_CUDA_CHECK=1 makes each optimizer step ask NVML for GPUs;
     after skip_gpu_probe_without_gpu the question is answered without asking."""
