@@ -54,11 +54,13 @@ def device_overrides(device: str) -> list[str]:
 
 
 def framework_epoch(overrides: list[str], workdir: str | os.PathLike, device: str = "cpu") -> dict[str, Any]:
-    """One epoch through ``experiments.pipeline.train`` (callbacks, loggers, checkpointing as
-    configured), timed in-process by :class:`benchmarks.timing.EpochTimer`. Console output (progress
+    """One epoch through ``experiments.pipeline.train`` in a ``RunFolder`` (callbacks, loggers,
+    checkpointing as configured, and the run folder's signal and NaN guards), as experiments/run.py
+    runs it, timed in-process by :class:`benchmarks.timing.EpochTimer`. Console output (progress
     bar, model summary) is produced as usual but sent to a buffer."""
     from benchmarks.timing import EpochTimer
     from experiments import pipeline, utils
+    from experiments.run_folder import RunFolder
 
     utils.quiet()
     out = tempfile.mkdtemp(prefix="fw-", dir=workdir)
@@ -66,8 +68,9 @@ def framework_epoch(overrides: list[str], workdir: str | os.PathLike, device: st
                        f"paths.output_dir={out}", TIMER])
     EpochTimer.records.clear()
     sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        metrics = pipeline.train(cfg)
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), RunFolder(cfg) as folder:
+        metrics = pipeline.train(cfg, folder)
+        folder.finish(metrics, pipeline.monitored_value(cfg, metrics))
     if not EpochTimer.records:
         raise RuntimeError(f"no epoch was timed for {overrides}")
     record = dict(EpochTimer.records[-1])

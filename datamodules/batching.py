@@ -86,15 +86,36 @@ class TensorBatches:
             raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
         self.tensors = tuple(tensors)
         self.batch_sampler = self.sampler = sampler
+        self._taken = 0  # batches handed out in the current pass
+        self._skip: tuple[int, int] | None = None  # (epoch, batches) to skip on the next pass
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         device = self.tensors[0].device
-        for idx in self.sampler:
+        skip = 0
+        if self._skip is not None and self._skip[0] == self.sampler.epoch:
+            skip = self._skip[1]
+        self._skip = None
+        self._taken = skip
+        for b, idx in enumerate(self.sampler):
+            if b < skip:
+                continue
+            self._taken += 1
             idx = idx.to(device, non_blocking=True)
             yield tuple(t.index_select(0, idx) for t in self.tensors)
+
+    # Lightning saves a loader that has state_dict/load_state_dict in every checkpoint and hands
+    # the state back on resume, so a run stopped mid-epoch continues with the very next batch.
+    # Lightning fetches a loader that has a length one batch at a time (no look-ahead), so each
+    # batch handed out has been trained on when a step's-end checkpoint is written
+    # (tests/test_lifecycle.py resumes mid-epoch bit-identically, and fails if that changes).
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches": self._taken}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._skip = (int(state["epoch"]), int(state["batches"]))
 
 
 class InMemoryDataModule(LightningDataModule):
@@ -135,6 +156,14 @@ class InMemoryDataModule(LightningDataModule):
         if self._shuffle_seed is None:
             # Drawn from the global RNG, so `seed=N` (seed_everything) fixes the batch order.
             self._shuffle_seed = int(torch.randint(0, 2**31 - 1, ()).item())
+
+    # Saved in checkpoints by Lightning: a resumed run shuffles as the original did, even with seed=null.
+    def state_dict(self) -> dict[str, int]:
+        return {} if self._shuffle_seed is None else {"shuffle_seed": self._shuffle_seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if "shuffle_seed" in state:
+            self._shuffle_seed = int(state["shuffle_seed"])
 
     def example_input(self, batch_size: int = 2) -> Tensor:
         """A batch of zeros shaped like the model's input (after ``on_after_batch_transfer``)."""

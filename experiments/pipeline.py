@@ -1,12 +1,12 @@
-"""compose -> instantiate -> fit -> test, shared by run.py, evaluate.py and the tests."""
+"""A run's steps: build -> trainer -> fit -> test -> metrics (``train``), read top to bottom;
+``run`` is experiments/run.py's body; ``evaluate`` and ``predict`` reuse the steps."""
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -16,6 +16,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments import utils
 from experiments.checks import check_pairing, validate_config
+
+if TYPE_CHECKING:
+    from experiments.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -44,33 +47,48 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule]:
     choices = hydra_choices()
     check_pairing(model, datamodule, choices.get("model", type(model.net).__name__),
                   choices.get("data", type(datamodule).__name__))
-    with open_dict(cfg):
-        cfg.monitor.metric = cfg.monitor.metric or model.default_monitor[0]
-        cfg.monitor.mode = cfg.monitor.mode or model.default_monitor[1]
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)  # saved in every checkpoint
     return model, datamodule
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit and/or test as the config says; returns the final metrics (floats) and, under
-    ``"best_model_path"``, the checkpoint that was tested."""
-    validate_config(cfg)
-    utils.skip_gpu_probe_without_gpu()
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model, datamodule = build(cfg)
+def make_trainer(cfg: DictConfig, run: RunFolder | None = None) -> L.Trainer:
+    """The configured trainer, callbacks and loggers, plus what the run folder adds."""
     callbacks = instantiate_all(cfg.get("callbacks"))
     # The trainer's switches win over configured callbacks of that kind (Lightning would refuse both).
     for switch, kind in (("enable_progress_bar", L.pytorch.callbacks.ProgressBar),
                          ("enable_model_summary", L.pytorch.callbacks.ModelSummary)):
         if not cfg.trainer.get(switch, True):
             callbacks = [c for c in callbacks if not isinstance(c, kind)]
-    loggers = instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    purge_step = run.resume_step() if run else None
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            # A resumed run writes on into its own TensorBoard run and metrics.csv; what the
+            # interrupted run logged after its checkpoint is dropped (purge_step), so each step is there once.
+            resumable = node._target_.endswith(("TensorBoardLogger", "ResumableCSVLogger"))
+            loggers.append(instantiate(node, **({"purge_step": purge_step} if resumable and purge_step is not None else {})))
+    extra = {"plugins": run.plugins()} if run else {}
+    return instantiate(cfg.trainer, callbacks=[*callbacks, *(run.callbacks() if run else [])],
+                       logger=loggers or False, **extra)
+
+
+def train(cfg: DictConfig, run: RunFolder | None = None) -> dict[str, Any]:
+    """One run, top to bottom: fit and/or test as the config says. Returns the final metrics
+    (floats) and, under ``"best_model_path"``, the checkpoint that was tested. ``run`` (the
+    folder's owner, experiments/run_folder.py) adds resume, signals and the NaN guard."""
+    validate_config(cfg)
+    utils.skip_gpu_probe_without_gpu()
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model, datamodule = build(cfg)
+    trainer = make_trainer(cfg, run)
 
     started = time.perf_counter()
     if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=run.resume_from if run else cfg.get("ckpt_path"),
+                    weights_only=True)
+        if run:
+            run.raise_if_signalled(trainer.global_step)
     fit_metrics = {k: utils.to_float(v) for k, v in trainer.callback_metrics.items()}
 
     best_path = None
@@ -82,6 +100,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         else:
             best_path = cfg.get("ckpt_path")
         trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
+        if run:
+            run.raise_if_signalled(trainer.global_step)
     metrics = {**fit_metrics, **{k: utils.to_float(v) for k, v in trainer.callback_metrics.items()}}
     metrics["time/total_s"] = time.perf_counter() - started
 
@@ -172,17 +192,21 @@ def predict(cfg: DictConfig) -> Path:
     return path
 
 
-def run(cfg: DictConfig, metrics_out: dict[str, Any] | None = None) -> float | None:
-    """Returns the monitored metric; fills ``metrics_out`` (if given) with all final metrics."""
+def run(cfg: DictConfig) -> float | None:
+    """The body of experiments/run.py: one run in the folder that RunFolder owns."""
+    from experiments.run_folder import RunFolder
+    from experiments.threads import set_torch_threads
+
     utils.quiet()
-    output_dir = Path(cfg.paths.output_dir)
-    if rank_zero_only.rank == 0:  # under SLURM DDP every task runs this function
-        utils.print_config_tree(cfg, save_to=output_dir / "config_tree.log")
-    metrics = train(cfg)
-    if metrics_out is not None:
-        metrics_out.update(metrics)
-    value = monitored_value(cfg, metrics)
-    shown = {k: round(v, 4) for k, v in metrics.items() if "/" in k and isinstance(v, float)}
-    log.info("Metrics: %s", shown)
-    log.info("Output: %s", output_dir)
-    return value
+    set_torch_threads()
+    with RunFolder(cfg) as folder:
+        if rank_zero_only.rank == 0:  # under SLURM DDP every task runs this function
+            utils.print_config_tree(cfg, save_to=folder.dir / "config_tree.log")
+        metrics = train(cfg, folder)
+        folder.finish(metrics, monitored_value(cfg, metrics))
+        shown = {k: round(v, 4) for k, v in metrics.items() if "/" in k and isinstance(v, float)}
+        log.info("Metrics: %s", shown)
+        if metrics.get("best_model_path"):
+            log.info("Best checkpoint: %s", metrics["best_model_path"])
+        log.info("Output: %s", folder.dir)
+    return folder.objective

@@ -31,7 +31,9 @@ class ClassificationModule(TaskModule):
         self.train_acc = Accuracy(**metric)
         self.val_acc = Accuracy(**metric)
         self.test_acc = Accuracy(**metric)
+        # In the state_dict, so that a resumed run's val/acc_best is the best over all its epochs.
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)
 
     def loss_and_preds(self, logits: torch.Tensor, y: torch.Tensor):
         if self.binary:
@@ -71,8 +73,11 @@ class ClassificationModule(TaskModule):
             return torch.stack([1 - p1, p1], dim=-1)
         return logits.softmax(dim=-1)
 
-    def on_train_start(self) -> None:
-        self.val_acc_best.reset()  # forget what the sanity check saw
+    def on_load_checkpoint(self, checkpoint) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("state_dict", {})
+        for key, value in self.val_acc_best.state_dict(prefix="val_acc_best.").items():
+            state.setdefault(key, value)  # checkpoints written before val_acc_best was saved
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:

@@ -118,7 +118,10 @@ class TaskModule(LightningModule):
             checkpoint["run_config"] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get("run_config", self.run_config)
+        # A run that set its own config (a resume, with its new trainer settings) keeps it, so
+        # the checkpoints it writes describe what ran; a bare module takes the checkpoint's.
+        if self.run_config is None:
+            self.run_config = checkpoint.get("run_config")
 
     def _log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
         if stage == "train":

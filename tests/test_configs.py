@@ -76,3 +76,15 @@ def test_bad_generator_is_named(tmp_path):
     cfg = compose_run(["model=linear", "data=regression", "data.generator=cubic"], tmp_path)
     with pytest.raises(Exception, match="data.generator='cubic' is unknown; allowed: \\['linear', 'noisy', 'random'\\]"):
         build(cfg)
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_monitor_defaults_to_the_task_modules_own(model, tmp_path):
+    from hydra.utils import get_class
+
+    from experiments.resolvers import KNOWN_MONITORS
+
+    cfg = compose_run([f"model={model}"], tmp_path)
+    task = get_class(cfg.model._target_)
+    assert KNOWN_MONITORS[cfg.model._target_] == task.default_monitor
+    assert (cfg.monitor.metric, cfg.monitor.mode) == task.default_monitor, "printed and recorded as monitored"

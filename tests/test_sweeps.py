@@ -18,7 +18,7 @@ QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "traine
 FAST_XOR = ["experiment=xor", "data.train_size=1000", "data.batch_size=32", "model.net.num_hidden=8",
             "trainer.max_epochs=5", "trainer.check_val_every_n_epoch=5"]
 
-def cli(*args: str, logs: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def cli(*args: str, logs: Path, timeout: int = 300, expect: int = 0) -> subprocess.CompletedProcess:
     """Run experiments/run.py as a user would, with every log under `logs`."""
     env = {**os.environ, "PROJECT_ROOT": str(ROOT)}
     env.pop("TORCH_NUM_THREADS", None)
@@ -26,7 +26,7 @@ def cli(*args: str, logs: Path, timeout: int = 300) -> subprocess.CompletedProce
         [sys.executable, "experiments/run.py", *args, *QUIET, f"paths.log_dir={logs}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == expect, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc
 
 
@@ -119,10 +119,10 @@ def test_same_seed_gives_same_metrics_as_a_single_run(grid, tmp_path):
 
 
 @pytest.mark.slow
-def test_failed_job_is_a_row_and_the_sweep_goes_on(tmp_path):
+def test_failed_job_is_a_row_and_the_sweep_goes_on_then_exits_1(tmp_path):
     sweep = tmp_path / "sweep"
     proc = cli("-m", *FAST_XOR, "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1",
-               "data.batch_size=0,32", f"hydra.sweep.dir={sweep}", logs=tmp_path)
+               "data.batch_size=0,32", f"hydra.sweep.dir={sweep}", logs=tmp_path, expect=1)
     rows = read_summary(sweep)
     assert [(r["dir"], r["status"]) for r in rows] == [("1", "ok"), ("0", "failed")]
     ok, failed = rows
@@ -165,7 +165,7 @@ def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
 
     # batch_size 0 fails in the data module; the seeded sampler draws both values in 4 trials.
     cli("-m", "hparams_search=xor", "trainer.max_epochs=2", "hydra.sweeper.study_name=fail",
-        "hydra.sweeper.n_trials=4", "data.batch_size=choice(0,64)", logs=tmp_path)
+        "hydra.sweeper.n_trials=4", "data.batch_size=choice(0,64)", logs=tmp_path, expect=1)
     study_dir = tmp_path / "xor_search" / "optuna" / "fail"
     study = optuna.load_study(study_name="fail", storage=f"sqlite:///{study_dir / 'study.db'}")
     states = {t.params["data.batch_size"]: t.state for t in study.trials}
@@ -211,7 +211,7 @@ def test_threads_per_job_share_the_cores(monkeypatch):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from experiments.sweep import threads_per_job
+    from experiments.threads import threads_per_job
 
     def multirun(**launcher):
         return OmegaConf.create({"mode": RunMode.MULTIRUN, "launcher": launcher})
@@ -228,7 +228,7 @@ def test_threads_per_job_share_the_cores(monkeypatch):
 
 
 def test_summary_ranks_by_the_monitored_mode_and_puts_failures_last(tmp_path):
-    from experiments.sweep import write_record, write_summary
+    from experiments.records import write_record, write_summary
 
     def record(job, status, objective, acc):
         return {"job": job, "overrides": ["model=xor", f"seed={job}"], "status": status,
@@ -250,7 +250,7 @@ def test_a_job_that_raises_past_run_job_still_gets_a_record(tmp_path):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from experiments.sweep import SweepReport
+    from experiments.sweep_report import SweepReport
 
     job_dir = tmp_path / "0"
     config = OmegaConf.create({"hydra": {"mode": RunMode.MULTIRUN, "job": {"num": 0},

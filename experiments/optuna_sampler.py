@@ -1,0 +1,29 @@
+"""The sampler of conf/hparams_search: Optuna's TPE, re-seeded for a continued study."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def continuing_tpe_sampler(seed: int | None = None, **kwargs: Any):
+    """TPE whose seed is offset by the trials already in the study.
+
+    The Hydra plugin builds a fresh sampler on every invocation, so a continued study with a
+    fixed seed would repeat the first invocation's random start-up draws. Offsetting the seed
+    by the number of the first trial it samples keeps a new study exactly as seeded and a
+    continued one deterministic, without repeats."""
+    import numpy as np
+    import optuna
+
+    class ContinuingTPESampler(optuna.samplers.TPESampler):
+        _offset: int | None = None
+
+        def infer_relative_search_space(self, study, trial):  # the first call for each new trial
+            if self._offset is None:
+                self._offset = trial.number
+                if seed is not None and self._offset:
+                    self._rng = np.random.RandomState(seed + self._offset)
+                    self._random_sampler = optuna.samplers.RandomSampler(seed=seed + self._offset)
+            return super().infer_relative_search_space(study, trial)
+
+    return ContinuingTPESampler(seed=seed, **kwargs)

@@ -1,0 +1,225 @@
+"""A run's record through real life, each fault made real in a subprocess: two runs started
+together, SIGTERM / SIGINT mid-epoch and resume, resume's one folder and true records, a NaN
+loss, a full disk, and the exit codes that tell a scheduler what happened."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import ROOT
+
+QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+XOR = ["experiment=xor", "data.train_size=1000", "data.batch_size=32", "model.net.num_hidden=8"]
+# ~2500 steps an epoch: a signal sent after the first epoch's checkpoint lands mid-epoch.
+LONG_XOR = ["experiment=xor", "data.train_size=20000", "data.batch_size=8", "trainer.max_epochs=3",
+            "trainer.deterministic=true", "test=false"]
+
+
+def command(*args: str, logs: Path) -> list[str]:
+    return [sys.executable, "experiments/run.py", *args, *QUIET, f"paths.log_dir={logs}"]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PROJECT_ROOT": str(ROOT)}
+
+
+def cli(*args: str, logs: Path, expect: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run(command(*args, logs=logs), cwd=ROOT, env=env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == expect, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def runs(logs: Path, task: str = "xor") -> list[Path]:
+    return sorted((logs / task / "runs").iterdir())
+
+
+def weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def signal_after_first_checkpoint(args: list[str], logs: Path, signum: int) -> subprocess.CompletedProcess:
+    """Start a run, send ``signum`` once its first epoch's last.ckpt exists (so mid-epoch 1)."""
+    proc = subprocess.Popen(command(*args, logs=logs), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(logs.rglob("last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_two_runs_started_together_get_their_own_folders(tmp_path):
+    procs = [subprocess.Popen(command(*XOR, "trainer.max_epochs=2", f"seed={seed}", logs=tmp_path), cwd=ROOT,
+                              env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for seed in (1, 2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    folders = runs(tmp_path)
+    assert len(folders) == 2, "one folder per run, even when both start in the same second"
+    printed = {line.split("Output: ")[1].strip() for out in outputs for line in out.splitlines() if "Output: " in line}
+    assert printed == {str(f) for f in folders}
+    for folder, proc in zip(sorted(folders, key=lambda f: json.loads((f / "job.json").read_text())["pid"]),
+                            sorted(procs, key=lambda p: p.pid)):
+        record = json.loads((folder / "job.json").read_text())
+        assert record["pid"] == proc.pid and record["status"] == "ok"
+        assert len(list(folder.glob("events.out.tfevents.*"))) >= 1 and (folder / "checkpoints" / "last.ckpt").is_file()
+        seed = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())["seed"]
+        assert f"seed={seed}" in record["overrides"], "each folder holds its own run's config"
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_then_resume_latest_ends_bit_identical(tmp_path):
+    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path / "a", signal.SIGTERM)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    (folder,) = runs(tmp_path / "a")
+    last = folder / "checkpoints" / "last.ckpt"
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert f"Run interrupted by SIGTERM at step {step}." in stopped.stderr
+    assert f"Checkpoint: {last}" in stopped.stderr
+    assert f"Resume with: python experiments/run.py resume={folder}" in stopped.stderr
+    assert 2500 < step < 5000, "the checkpoint is of the signal's step, in the middle of epoch 1"
+    record = json.loads((folder / "job.json").read_text())
+    assert record["status"] == "interrupted" and record["error"].startswith("RunInterrupted")
+
+    resumed = cli(*LONG_XOR, "resume=latest", logs=tmp_path / "a")
+    assert f"Output: {folder}" in resumed.stdout + resumed.stderr and runs(tmp_path / "a") == [folder]
+    cli(*LONG_XOR, logs=tmp_path / "b")  # the same run, never interrupted
+    (straight,) = runs(tmp_path / "b")
+    a, b = weights(last), weights(straight / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "bit-identical to the uninterrupted run"
+    record = json.loads((folder / "job.json").read_text())
+    assert record["status"] == "ok" and [s["status"] for s in record["segments"]] == ["interrupted", "ok"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path, signal.SIGINT)
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    (folder,) = runs(tmp_path)
+    assert "Run interrupted by SIGINT at step" in stopped.stderr
+    assert f"Resume with: python experiments/run.py resume={folder}" in stopped.stderr
+    assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 2500
+
+
+def test_resume_continues_in_one_folder_with_true_records(tmp_path):
+    cli(*XOR, "trainer.max_epochs=3", "logger=many", logs=tmp_path)
+    (folder,) = runs(tmp_path)
+    cli(f"resume={folder}", "trainer.max_epochs=6", logs=tmp_path)
+    assert runs(tmp_path) == [folder], "no second folder"
+    assert {p.parent for p in tmp_path.rglob("events.out.tfevents.*")} == {folder}, "one TensorBoard run"
+    acc = scalars(folder, "val/acc")
+    assert len(acc) == 6 and len({s for s, _ in acc}) == 6, "val/acc at each of the 6 epochs, once"
+    with open(folder / "csv" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["val/acc"]]
+    assert [float(r["val/acc"]) for r in rows] == pytest.approx([v for _, v in acc]), "metrics.csv kept its first part"
+    best = scalars(folder, "val/acc_best")[-1][1]
+    assert best == max(v for _, v in acc), "val/acc_best is the best over all epochs, before and after resume"
+    config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())
+    assert config["trainer"]["max_epochs"] == 6 and config["model"]["net"]["num_hidden"] == 8
+    last = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 5 and last["run_config"]["trainer"]["max_epochs"] == 6
+    assert last["run_config"]["paths"]["output_dir"] == str(folder)
+    record = json.loads((folder / "job.json").read_text())
+    first, then = (segment["overrides"] for segment in record["segments"])
+    assert "trainer.max_epochs=3" in first and "trainer.max_epochs=6" in then and "trainer.max_epochs=3" not in then
+    assert record["status"] == "ok" and record["segments"][1]["resumed_from"] == str(folder / "checkpoints" / "last.ckpt")
+    monitored = [v for _, v in scalars(folder, "val/loss")]
+    assert record["objective"] == pytest.approx(min(monitored)), "the objective counts every epoch"
+
+
+def test_resume_refuses_another_model_and_changes_nothing(tmp_path):
+    cli(*XOR, "trainer.max_epochs=1", logs=tmp_path)
+    (folder,) = runs(tmp_path)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    proc = cli(f"resume={folder}", "model.optimizer.lr=0.5", logs=tmp_path, expect=2)
+    assert "model.optimizer.lr=0.5 would change what the checkpoint" in proc.stderr
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    proc = cli("resume=latest", "task_name=nothing_here", logs=tmp_path, expect=2)
+    assert "resume=latest: no run under" in proc.stderr
+
+
+def test_ckpt_path_last_tests_the_newest_run_or_says_why_not(tmp_path):
+    proc = cli(*XOR, "train=false", "ckpt_path=last", logs=tmp_path, expect=2)
+    assert "no run under" in proc.stderr and "has checkpoints/last.ckpt" in proc.stderr
+    cli(*XOR, "trainer.max_epochs=1", logs=tmp_path)
+    (folder,) = runs(tmp_path)
+    proc = cli(*XOR, "train=false", "ckpt_path=last", logs=tmp_path)
+    assert runs(tmp_path)[-1] != folder and "test/acc" in proc.stdout
+    overrides = (runs(tmp_path)[-1] / ".hydra" / "overrides.yaml").read_text()
+    assert f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}" in overrides
+
+
+def test_nan_loss_stops_at_once_and_keeps_the_last_good_checkpoint(tmp_path):
+    # Least squares with SGD at lr 3 diverges: the loss overflows a few epochs in.
+    proc = cli("model=linear", "data=regression", "model.loss=mse", "model.optimizer.lr=3.0", "data.batch_size=8",
+               "trainer.max_epochs=40", logs=tmp_path, expect=1)
+    (folder,) = runs(tmp_path, "train")
+    assert "Run failed: NonFiniteLoss: train/loss is inf at global step" in proc.stderr
+    last = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
+    assert 0 < last["epoch"] < 39 and all(torch.isfinite(t).all() for t in last["state_dict"].values())
+    assert "test/loss" not in proc.stdout, "no test after a failed fit"
+    assert json.loads((folder / "job.json").read_text())["status"] == "failed"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root only: mounting needs it; CI runs as root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_full_disk_keeps_the_previous_last_checkpoint_loadable(tmp_path, small_disk):
+    big = [*XOR, "model.net.num_hidden=40000"]  # ~0.5 MB checkpoints: one fits on the disk, two do not
+    cli(*big, "trainer.max_epochs=1", "callbacks.model_checkpoint.save_top_k=0", logs=small_disk)
+    (folder,) = runs(small_disk)
+    last = folder / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    proc = cli(f"resume={folder}", "trainer.max_epochs=2", "callbacks.model_checkpoint.save_top_k=0",
+               logs=small_disk, expect=1)
+    assert "No space left on device" in proc.stderr and f"could not write checkpoint {last}" in proc.stderr
+    assert "the previous file is unchanged" in proc.stderr
+    assert last.read_bytes() == before and torch.load(last, weights_only=True)["epoch"] == 0
+    assert not list(folder.glob("checkpoints/.*.tmp")), "no temporary file left behind"
+
+
+@pytest.mark.slow
+def test_sweep_exits_nonzero_when_jobs_fail_and_stops_on_sigterm(tmp_path):
+    sweep = tmp_path / "failing"
+    proc = cli("-m", *XOR, "trainer.max_epochs=1", "data.batch_size=0,-1", f"hydra.sweep.dir={sweep}",
+               logs=tmp_path, expect=1)
+    rows = (sweep / "summary.csv").read_text().splitlines()
+    assert len(rows) == 3 and all(",failed," in r for r in rows[1:]) and "2 failed" in proc.stdout
+
+    sweep = tmp_path / "stopped"
+    stopped = signal_after_first_checkpoint(["-m", *LONG_XOR, "seed=1,2", f"hydra.sweep.dir={sweep}"],
+                                            tmp_path, signal.SIGTERM)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    summary = (sweep / "summary.csv").read_text()
+    assert ",interrupted," in summary and not (sweep / "1").exists(), "the sweep stops at the signal"
+    assert f"Resume with: python experiments/run.py resume={sweep / '0'}" in stopped.stderr
