@@ -174,7 +174,7 @@ class RunFolder:
     """
 
     def __init__(self, cfg: DictConfig):
-        from lightning_modules.guards import StopOnSignal
+        from lightning_modules.guards import RunGuard
 
         self.cfg = cfg
         self.dir = Path(cfg.paths.output_dir)
@@ -184,7 +184,7 @@ class RunFolder:
         if self.resuming and not self.resume_from:
             self.resume_from = str(self.checkpoints / LAST)
         self.multirun = is_multirun()
-        self.stop = StopOnSignal(self.checkpoints / LAST)
+        self.guard = RunGuard(self.checkpoints / LAST)
         self.objective: float | None = None
         self.metrics: dict[str, Any] = {}
         self.record = self._load_record() if self.resuming else {}
@@ -192,9 +192,7 @@ class RunFolder:
     # -- what the trainer gets
 
     def callbacks(self) -> list:
-        from lightning_modules.guards import NonFiniteLossGuard, RandomStateCheckpoint
-
-        return [self.stop, NonFiniteLossGuard(), RandomStateCheckpoint()]
+        return [self.guard]
 
     def plugins(self) -> list:
         from lightning_modules.guards import AtomicCheckpointIO
@@ -215,9 +213,9 @@ class RunFolder:
         here, between phases, with the newest checkpoint on disk."""
         from lightning_modules.guards import RunInterrupted
 
-        if self.stop.received is not None:
+        if self.guard.received is not None:
             last = self.checkpoints / LAST
-            raise RunInterrupted(self.stop.received, str(last) if last.exists() else None, step)
+            raise RunInterrupted(self.guard.received, str(last) if last.exists() else None, step)
 
     def finish(self, metrics: dict[str, Any], objective: float | None) -> None:
         self.metrics, self.objective = metrics, objective
@@ -258,7 +256,7 @@ class RunFolder:
             started=self.record.get("started", segment["started"]), segments=segments,
             resume_command=self.resume_command())
         if threading_main():
-            self.stop.install()
+            self.guard.install()
         return self
 
     def __exit__(self, exc_type, exc: BaseException | None, tb) -> bool:
@@ -266,7 +264,7 @@ class RunFolder:
 
         from lightning_modules.guards import RunInterrupted
 
-        self.stop.uninstall()
+        self.guard.uninstall()
         if isinstance(exc, SIGTERMException):  # Lightning's own stop (mid-validation), exit code 0
             last = self.checkpoints / LAST
             stop = RunInterrupted(signal.SIGTERM, str(last) if last.exists() else None, -1)

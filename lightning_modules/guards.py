@@ -1,6 +1,6 @@
-"""What keeps a run's checkpoints trustworthy: a stop at a signal with a checkpoint at that step,
-a stop at the first non-finite loss, random state carried across a resume, and checkpoints that
-are written to a temporary file and renamed into place.
+"""What keeps a run's checkpoints trustworthy: ``RunGuard`` (a stop at a signal with a checkpoint
+at that step, a stop at the first non-finite loss, random state carried across a resume) and
+``AtomicCheckpointIO`` (checkpoints written to a temporary file and renamed into place).
 
 experiments/run_folder.py plugs these into every training run.
 """
@@ -42,16 +42,36 @@ class CheckpointWriteError(OSError):
     pass
 
 
-class StopOnSignal(Callback):
-    """SIGTERM, SIGUSR1 (SLURM's warning before a time limit) and SIGINT stop training after the
-    current step: a checkpoint of that step is written to ``checkpoint_path`` (Lightning saves the
-    loops' and the loader's progress with it, so a resume continues with the next batch) and
-    ``RunInterrupted`` is raised. A second Ctrl-C stops at once."""
+class RunGuard(Callback):
+    """What a run's folder needs from training, in one callback (Lightning calls every
+    callback's hooks around every step, so one callback costs a third of three):
+
+    - **Signals.** SIGTERM, SIGUSR1 (SLURM's warning before a time limit) and SIGINT stop
+      training after the current step: a checkpoint of that step is written to
+      ``checkpoint_path`` (Lightning saves the loops' and the loader's progress with it, so a
+      resume continues with the next batch) and ``RunInterrupted`` is raised. A second Ctrl-C
+      stops at once. ``install()`` / ``uninstall()`` set and restore the handlers.
+    - **Non-finite loss.** The first NaN/Inf training loss stops training, naming the step; a
+      checkpoint whose weights are not finite is never written, so ``last.ckpt`` keeps the last
+      good weights. On the CPU each step's loss is checked at its end; on a GPU the previous
+      step's, which is ready by then and so costs no wait.
+    - **Random state.** torch's, numpy's and Python's generators travel in the checkpoint (as
+      tensors and plain values: it still loads with ``weights_only=True``), so dropout and
+      augmentation after a resume draw what the uninterrupted run drew.
+    """
 
     def __init__(self, checkpoint_path: str | Path):
         self.checkpoint_path = str(checkpoint_path)
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._pending: tuple[torch.Tensor, int, int, int] | None = None
+        self._random_state: dict | None = None
+
+    @property
+    def state_key(self) -> str:  # formatted by Lightning around each hook call
+        return "RunGuard"
+
+    # -- signals
 
     def install(self) -> None:
         for signum in STOP_SIGNALS:
@@ -75,44 +95,29 @@ class StopOnSignal(Callback):
         return self.received is not None
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
+        self._check_loss(trainer, outputs, batch_idx)
         if self._stop_requested(trainer):
             trainer.save_checkpoint(self.checkpoint_path)
             raise RunInterrupted(self.received or signal.SIGTERM, self.checkpoint_path, trainer.global_step)
 
+    # -- non-finite loss
 
-class NonFiniteLossGuard(Callback):
-    """Stops training at the first NaN/Inf training loss, naming the step, and refuses to write a
-    checkpoint whose weights are not finite (so ``last.ckpt`` keeps the last good weights).
-
-    On the CPU the loss is checked at each step's end; on a GPU the previous step's loss is
-    checked instead, which is ready by then and so costs no wait for the current step."""
-
-    def __init__(self) -> None:
-        self._pending: tuple[torch.Tensor, int, int, int] | None = None
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
+    def _check_loss(self, trainer: Trainer, outputs: Any, batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor):
             return  # manual optimization without a returned loss
         current = (loss.detach(), trainer.global_step, trainer.current_epoch, batch_idx)
         if loss.device.type == "cpu":
-            self._check(*current)
+            _raise_if_not_finite(*current)
         else:
             if self._pending is not None:
-                self._check(*self._pending)
+                _raise_if_not_finite(*self._pending)
             self._pending = current
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._pending is not None:
-            self._check(*self._pending)
-            self._pending = None
-
-    @staticmethod
-    def _check(loss: torch.Tensor, step: int, epoch: int, batch_idx: int) -> None:
-        value = float(loss)
-        if not math.isfinite(value):
-            raise NonFiniteLoss(f"train/loss is {value} at global step {step} (epoch {epoch}, batch {batch_idx}): "
-                                "training stopped; no checkpoint with these weights was written")
+            pending, self._pending = self._pending, None
+            _raise_if_not_finite(*pending)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
         for name, tensor in checkpoint.get("state_dict", {}).items():
@@ -120,14 +125,7 @@ class NonFiniteLossGuard(Callback):
                 raise NonFiniteLoss(f"the weights are not finite ({name}) at global step {trainer.global_step}: "
                                     "training stopped; the checkpoint was not written")
 
-
-class RandomStateCheckpoint(Callback):
-    """Carries torch's, numpy's and Python's random state in the checkpoint, so that dropout and
-    augmentation after a resume draw what the uninterrupted run drew. Stored as tensors and
-    plain values: the checkpoint still loads with ``weights_only=True``."""
-
-    def __init__(self) -> None:
-        self._to_restore: dict | None = None
+    # -- random state
 
     def state_dict(self) -> dict[str, Any]:
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -138,20 +136,27 @@ class RandomStateCheckpoint(Callback):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._to_restore = state_dict
+        self._random_state = state_dict
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Here rather than at load: the sanity check and set-up between the two draw nothing
         # the uninterrupted run drew.
-        state, self._to_restore = self._to_restore, None
+        state, self._random_state = self._random_state, None
         if not state:
             return
         torch.set_rng_state(state["torch"])
-        random.setstate(tuple(s if not isinstance(s, list) else tuple(s) for s in state["python"]))
+        random.setstate(tuple(tuple(s) if isinstance(s, list) else s for s in state["python"]))
         kind, keys, pos, has_gauss, gauss = state["numpy"]
         np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _raise_if_not_finite(loss: torch.Tensor, step: int, epoch: int, batch_idx: int) -> None:
+    value = float(loss)
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"train/loss is {value} at global step {step} (epoch {epoch}, batch {batch_idx}): "
+                            "training stopped; no checkpoint with these weights was written")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
