@@ -23,6 +23,71 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def run(cfg: DictConfig) -> float | None:
+    """The body of experiments/run.py: one run in the folder that RunFolder owns."""
+    from experiments.run_folder import RunFolder
+    from experiments.threads import set_torch_threads
+
+    utils.quiet()
+    set_torch_threads()
+    with RunFolder(cfg) as folder:
+        if rank_zero_only.rank == 0:  # under SLURM DDP every task runs this function
+            utils.print_config_tree(cfg, save_to=folder.dir / "config_tree.log")
+        metrics = train(cfg, folder)
+        folder.finish(metrics, monitored_value(cfg, metrics))
+        shown = {k: round(v, 4) for k, v in metrics.items() if "/" in k and isinstance(v, float)}
+        log.info("Metrics: %s", shown)
+        if metrics.get("best_model_path"):
+            log.info("Best checkpoint: %s", metrics["best_model_path"])
+        log.info("Output: %s", folder.dir)
+    return folder.objective
+
+
+def train(cfg: DictConfig, folder: RunFolder | None = None) -> dict[str, Any]:
+    """One run, top to bottom: fit and/or test as the config says. Returns the final metrics
+    (floats) and, under ``"best_model_path"``, the checkpoint that was tested. ``folder`` (the
+    run folder's owner, experiments/run_folder.py) adds resume, signals and the NaN guard."""
+    validate_config(cfg)
+    utils.skip_gpu_probe_without_gpu()
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model, datamodule = build(cfg)
+    trainer = make_trainer(cfg, folder)
+
+    started = time.perf_counter()
+    if cfg.get("train"):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=folder.resume_from if folder else cfg.get("ckpt_path"),
+                    weights_only=True)
+        if folder:
+            folder.raise_if_signalled(trainer.global_step)
+    fit_metrics = {k: utils.to_float(v) for k, v in trainer.callback_metrics.items()}
+
+    best_path = None
+    if cfg.get("test"):
+        if cfg.get("train"):
+            best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            if not best_path:
+                log.warning("No best checkpoint: testing the weights at the end of training")
+        else:
+            best_path = cfg.get("ckpt_path")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
+        if folder:
+            folder.raise_if_signalled(trainer.global_step)
+    metrics = {**fit_metrics, **{k: utils.to_float(v) for k, v in trainer.callback_metrics.items()}}
+    metrics["time/total_s"] = time.perf_counter() - started
+
+    best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+    best_key = f"{cfg.monitor.metric}_best"
+    if best_score is not None and best_key not in metrics:  # e.g. val/loss_best for regression
+        metrics[best_key] = utils.to_float(best_score)
+        for logger in trainer.loggers:
+            logger.log_metrics({best_key: metrics[best_key]}, step=trainer.global_step)
+    if trainer.is_global_zero:  # other ranks have no writer (SLURM DDP runs this on every rank)
+        utils.log_hparams(trainer.loggers, model.run_config, metrics)
+    metrics["best_model_path"] = best_path
+    return metrics
+
+
 def hydra_choices() -> dict[str, str]:
     """The option picked in each config group (model=cnn ...), when run under Hydra."""
     try:
@@ -51,7 +116,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule]:
     return model, datamodule
 
 
-def make_trainer(cfg: DictConfig, run: RunFolder | None = None) -> L.Trainer:
+def make_trainer(cfg: DictConfig, folder: RunFolder | None = None) -> L.Trainer:
     """The configured trainer, callbacks and loggers, plus what the run folder adds."""
     callbacks = instantiate_all(cfg.get("callbacks"))
     # The trainer's switches win over configured callbacks of that kind (Lightning would refuse both).
@@ -59,7 +124,7 @@ def make_trainer(cfg: DictConfig, run: RunFolder | None = None) -> L.Trainer:
                          ("enable_model_summary", L.pytorch.callbacks.ModelSummary)):
         if not cfg.trainer.get(switch, True):
             callbacks = [c for c in callbacks if not isinstance(c, kind)]
-    purge_step = run.resume_step() if run else None
+    purge_step = folder.resume_step() if folder else None
     loggers = []
     for node in (cfg.get("logger") or {}).values():
         if isinstance(node, DictConfig) and "_target_" in node:
@@ -67,54 +132,9 @@ def make_trainer(cfg: DictConfig, run: RunFolder | None = None) -> L.Trainer:
             # interrupted run logged after its checkpoint is dropped (purge_step), so each step is there once.
             resumable = node._target_.endswith(("TensorBoardLogger", "ResumableCSVLogger"))
             loggers.append(instantiate(node, **({"purge_step": purge_step} if resumable and purge_step is not None else {})))
-    extra = {"plugins": run.plugins()} if run else {}
-    return instantiate(cfg.trainer, callbacks=[*callbacks, *(run.callbacks() if run else [])],
+    extra = {"plugins": folder.plugins()} if folder else {}
+    return instantiate(cfg.trainer, callbacks=[*callbacks, *(folder.callbacks() if folder else [])],
                        logger=loggers or False, **extra)
-
-
-def train(cfg: DictConfig, run: RunFolder | None = None) -> dict[str, Any]:
-    """One run, top to bottom: fit and/or test as the config says. Returns the final metrics
-    (floats) and, under ``"best_model_path"``, the checkpoint that was tested. ``run`` (the
-    folder's owner, experiments/run_folder.py) adds resume, signals and the NaN guard."""
-    validate_config(cfg)
-    utils.skip_gpu_probe_without_gpu()
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model, datamodule = build(cfg)
-    trainer = make_trainer(cfg, run)
-
-    started = time.perf_counter()
-    if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=run.resume_from if run else cfg.get("ckpt_path"),
-                    weights_only=True)
-        if run:
-            run.raise_if_signalled(trainer.global_step)
-    fit_metrics = {k: utils.to_float(v) for k, v in trainer.callback_metrics.items()}
-
-    best_path = None
-    if cfg.get("test"):
-        if cfg.get("train"):
-            best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            if not best_path:
-                log.warning("No best checkpoint: testing the weights at the end of training")
-        else:
-            best_path = cfg.get("ckpt_path")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
-        if run:
-            run.raise_if_signalled(trainer.global_step)
-    metrics = {**fit_metrics, **{k: utils.to_float(v) for k, v in trainer.callback_metrics.items()}}
-    metrics["time/total_s"] = time.perf_counter() - started
-
-    best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
-    best_key = f"{cfg.monitor.metric}_best"
-    if best_score is not None and best_key not in metrics:  # e.g. val/loss_best for regression
-        metrics[best_key] = utils.to_float(best_score)
-        for logger in trainer.loggers:
-            logger.log_metrics({best_key: metrics[best_key]}, step=trainer.global_step)
-    if trainer.is_global_zero:  # other ranks have no writer (SLURM DDP runs this on every rank)
-        utils.log_hparams(trainer.loggers, model.run_config, metrics)
-    metrics["best_model_path"] = best_path
-    return metrics
 
 
 def monitored_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
@@ -190,23 +210,3 @@ def predict(cfg: DictConfig) -> Path:
                 writer.writerow([i, *[f"{v:.6g}" for v in t], *[f"{v:.6g}" for v in p]])
     log.info("Wrote %d predictions to %s", len(predictions), path)
     return path
-
-
-def run(cfg: DictConfig) -> float | None:
-    """The body of experiments/run.py: one run in the folder that RunFolder owns."""
-    from experiments.run_folder import RunFolder
-    from experiments.threads import set_torch_threads
-
-    utils.quiet()
-    set_torch_threads()
-    with RunFolder(cfg) as folder:
-        if rank_zero_only.rank == 0:  # under SLURM DDP every task runs this function
-            utils.print_config_tree(cfg, save_to=folder.dir / "config_tree.log")
-        metrics = train(cfg, folder)
-        folder.finish(metrics, monitored_value(cfg, metrics))
-        shown = {k: round(v, 4) for k, v in metrics.items() if "/" in k and isinstance(v, float)}
-        log.info("Metrics: %s", shown)
-        if metrics.get("best_model_path"):
-            log.info("Best checkpoint: %s", metrics["best_model_path"])
-        log.info("Output: %s", folder.dir)
-    return folder.objective

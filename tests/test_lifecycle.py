@@ -114,11 +114,12 @@ def test_sigterm_mid_epoch_then_resume_latest_ends_bit_identical(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
-    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path, signal.SIGINT)
-    assert stopped.returncode == 130, stopped.stderr[-3000:]
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGUSR1, 138)], ids=["ctrl-c", "sigusr1"])
+def test_ctrl_c_and_sigusr1_save_a_checkpoint_and_exit_128_plus_n(tmp_path, signum, code):
+    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path, signum)
+    assert stopped.returncode == code, stopped.stderr[-3000:]
     (folder,) = runs(tmp_path)
-    assert "Run interrupted by SIGINT at step" in stopped.stderr
+    assert f"Run interrupted by {signal.Signals(signum).name} at step" in stopped.stderr
     assert f"Resume with: python experiments/run.py resume={folder}" in stopped.stderr
     assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 2500
 
