@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.installed
 DEBIAN_FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data train test test-fast bench tensorboard clean
+.PHONY: setup data slurm train test test-fast bench tensorboard clean
 
 # Re-running is instant when pyproject.toml and the pins did not change.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -23,7 +23,17 @@ data:
 	  else echo "note: no root apt: Fashion-MNIST will be downloaded by torchvision if online"; fi; \
 	fi
 
-setup: $(STAMP) data
+# SLURM and munge for the tests marked `slurm` (a throwaway one-node cluster, tests/slurm_cluster.py).
+# After data (order only): two apt-get at once under `make -j` would fight over dpkg's lock.
+slurm: | data
+	@if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] || [ ! -x /usr/sbin/munged ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null) \
+	      || echo "note: could not install slurm-wlm munge; the tests marked slurm will be skipped"; \
+	  else echo "note: no root apt: the tests marked slurm will be skipped (they need slurm-wlm and munge)"; fi; \
+	fi
+
+setup: $(STAMP) data slurm
 
 train: setup
 	$(PY) experiments/run.py $(ARGS)

@@ -60,3 +60,16 @@ def fake_fashion(fake_fashion_dir, tmp_path) -> list[str]:
     """Overrides that point data=fashion at the small generated files."""
     return [f"data.debian_dir={fake_fashion_dir}", f"data.data_dir={tmp_path / 'data'}",
             "data.val_size=100", "data.download=false"]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A one-node SLURM cluster on loopback (tests/slurm_cluster.py), started once per session;
+    its `env` is what a subprocess that submits to it needs. Skips where it cannot run."""
+    from tests.slurm_cluster import SlurmCluster, installed
+
+    reason = installed()
+    if reason:
+        pytest.skip(reason)
+    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
