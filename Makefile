@@ -33,12 +33,12 @@ slurm: | data
 	  else echo "note: no root apt: the tests marked slurm will be skipped (they need slurm-wlm and munge)"; fi; \
 	fi
 
-setup: $(STAMP) data slurm
+setup: $(STAMP) data
 
 train: setup
 	$(PY) experiments/run.py $(ARGS)
 
-test: setup
+test: setup slurm
 	$(PY) -m pytest $(ARGS)
 
 bench: setup

@@ -30,6 +30,8 @@ def run(cfg: DictConfig) -> float | None:
 
     utils.quiet()
     set_torch_threads()
+    if rank_zero_only.rank != 0:  # every SLURM task runs this; only rank 0 writes the run's log
+        utils.drop_file_logging()
     with RunFolder(cfg) as folder:
         if rank_zero_only.rank == 0:  # under SLURM DDP every task runs this function
             utils.print_config_tree(cfg, save_to=folder.dir / "config_tree.log")

@@ -179,7 +179,10 @@ class RunFolder:
         self.cfg = cfg
         self.dir = Path(cfg.paths.output_dir)
         self.checkpoints = self.dir / "checkpoints"
-        self.resuming = cfg.get("resume") is not None
+        # A SLURM job requeued after its time-limit warning or a preemption runs again in the
+        # same job folder, where its stop left a checkpoint: it continues from there.
+        requeued = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0 and (self.checkpoints / LAST).is_file()
+        self.resuming = cfg.get("resume") is not None or requeued
         self.resume_from: str | None = cfg.get("ckpt_path") if cfg.get("train") else None
         if self.resuming and not self.resume_from:
             self.resume_from = str(self.checkpoints / LAST)
@@ -237,7 +240,10 @@ class RunFolder:
         from hydra.core.hydra_config import HydraConfig
 
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        return {"started": time.time(), "pid": os.getpid(), "resumed_from": self.resume_from if self.resuming else None,
+        array = [os.environ.get(k) for k in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")]
+        return {"started": time.time(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                "slurm_array_task": "_".join(array) if all(array) else None,  # squeue's name of the job
+                "resumed_from": self.resume_from if self.resuming else None,
                 "overrides": [o for o in overrides if _key(o) != "resume"]}
 
     def __enter__(self) -> RunFolder:
@@ -285,6 +291,7 @@ class RunFolder:
             metrics={k: v for k, v in self.metrics.items() if isinstance(v, float)},
             checkpoint=self.metrics.get("best_model_path") or None,
             last_checkpoint=str(self.checkpoints / LAST) if (self.checkpoints / LAST).exists() else None,
+            checkpoints=sorted(str(p) for p in self.checkpoints.glob("*.ckpt")),
             wall_s=round(sum(s.get("ended", ended) - s["started"] for s in self.record["segments"]), 3))
         if is_rank_zero():
             self._tell(status, exc)
@@ -300,8 +307,7 @@ class RunFolder:
         return False
 
     def resume_command(self) -> str:
-        script = Path(sys.argv[0]).name if sys.argv and sys.argv[0].endswith(".py") else "run.py"
-        return f"python experiments/{script} resume={shlex.quote(str(self.dir))}"
+        return f"python experiments/run.py resume={shlex.quote(str(self.dir))}"
 
     def _tell(self, status: str, exc: BaseException | None) -> None:
         last = self.checkpoints / LAST

@@ -51,6 +51,14 @@ def quiet() -> None:
         logger.addFilter(_DropTips())
 
 
+def drop_file_logging() -> None:
+    """Stop this process writing to the run's log file (Hydra sets it up in every process)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
 def skip_gpu_probe_without_gpu() -> None:
     """Stop a per-step GPU probe on machines without a GPU.
 

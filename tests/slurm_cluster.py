@@ -115,7 +115,9 @@ class SlurmCluster:
         self.conf.write_text("\n".join([
             "ClusterName=pytest", "SlurmctldHost=localhost",
             f"SlurmctldPort={ctld_port}", f"SlurmdPort={slurmd_port}",
-            "SlurmUser=root", "SlurmdUser=root", "AuthType=auth/munge", f"AuthInfo=socket={self.socket_dir}/socket",
+            "SlurmUser=root", "SlurmdUser=root", "AuthType=auth/munge",
+            # cred_expire is also how long a requeued job waits before it may start again (120 s by default)
+            f"AuthInfo=socket={self.socket_dir}/socket,cred_expire=10",
             "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "MpiDefault=none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core_Memory", "ReturnToService=2",
             f"StateSaveLocation={r}/state", f"SlurmdSpoolDir={r}/spool",
