@@ -212,7 +212,7 @@ def test_ddp_across_two_cpu_tasks_keeps_one_folder(slurm_cluster, tmp_path):
 
 
 def test_a_pending_job_is_reported_with_slurms_reason(slurm_cluster, tmp_path):
-    proc = submit(slurm_cluster, "+hydra.launcher.additional_parameters.begin='now+10'", logs=tmp_path)
+    proc = submit(slurm_cluster, "+hydra.launcher.additional_parameters.begin='now+25'", logs=tmp_path)
     slurm_cluster.wait_idle()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "is pending: BeginTime" in proc.stdout + proc.stderr
