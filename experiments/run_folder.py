@@ -266,14 +266,15 @@ class RunFolder:
         return self
 
     def __exit__(self, exc_type, exc: BaseException | None, tb) -> bool:
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
         from lightning_modules.guards import RunInterrupted
 
         self.guard.uninstall()
-        if isinstance(exc, SIGTERMException):  # Lightning's own stop (mid-validation), exit code 0
+        signalled = self.guard.received
+        if isinstance(exc, SystemExit) and not isinstance(exc, RunInterrupted) and signalled is not None:
+            # Lightning's own ways out after a signal: its SIGTERM stop mid-validation (exit code 0)
+            # and its exit(1) after a second Ctrl-C. Both are this signal's interruption.
             last = self.checkpoints / LAST
-            stop = RunInterrupted(signal.SIGTERM, str(last) if last.exists() else None, -1)
+            stop = RunInterrupted(signalled, str(last) if last.exists() else None, -1)
             self.__exit__(RunInterrupted, stop, tb)
             raise stop from exc
         ended = time.time()
@@ -281,8 +282,8 @@ class RunFolder:
         status = "ok" if exc is None else "interrupted" if isinstance(exc, (RunInterrupted, KeyboardInterrupt)) else "failed"
         error = None if exc is None else first_line(exc)
         monitor = self.cfg.get("monitor") or {}
-        if status == "ok" and self.cfg.get("train") and self.objective is None:
-            # Optuna records a NaN (or missing) objective as a failed trial; so does the record.
+        if status == "ok" and self.multirun and self.cfg.get("train") and self.objective is None:
+            # Optuna records a NaN (or missing) objective as a failed trial; so does the summary.
             status, error = "failed", f"{monitor.get('metric')} is NaN or was never logged"
         segment.update(ended=ended, status=status)
         self._write_record(

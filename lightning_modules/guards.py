@@ -97,7 +97,7 @@ class RunGuard(Callback):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
         self._check_loss(trainer, outputs, batch_idx)
         if self._stop_requested(trainer):
-            trainer.save_checkpoint(self.checkpoint_path)
+            trainer.save_checkpoint(self.checkpoint_path, weights_only=False)  # with optimizer and loops
             raise RunInterrupted(self.received or signal.SIGTERM, self.checkpoint_path, trainer.global_step)
 
     # -- non-finite loss
