@@ -10,15 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from experiments.run_folder import JOB_FILE, write_json_atomic
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from experiments.run_folder import JOB_FILE, write_json_atomic, write_text_atomic
 
 
 def write_record(job_dir: Path, record: dict[str, Any]) -> None:
@@ -74,7 +66,7 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     writer = csv.DictWriter(table, fieldnames=fixed + metrics)
     writer.writeheader()
     writer.writerows(rows)
-    _write_text_atomic(sweep_dir / "summary.csv", table.getvalue())
+    write_text_atomic(sweep_dir / "summary.csv", table.getvalue())
 
     # The table shows what differs between jobs; what all share is said once above it.
     common = set.intersection(*(set(r.get("overrides") or []) for r in records)) if records else set()
@@ -91,7 +83,7 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     shared = " ".join(o for o in (records[0].get("overrides") or []) if o in common) if records else ""
     title = (f"# Sweep {sweep_dir}\n\n{len(rows)} jobs, best {monitor} first."
              f"\n\nEvery job: `{shared or '(no common overrides)'}`\n\n")
-    _write_text_atomic(sweep_dir / "summary.md", title + "\n".join(lines) + "\n")
+    write_text_atomic(sweep_dir / "summary.md", title + "\n".join(lines) + "\n")
     return rows
 
 

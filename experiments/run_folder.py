@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 JOB_FILE = "job.json"
 LAST = "last.ckpt"
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# A resume's Hydra rewrites the run's .hydra/ files before the run starts; if it then fails
+# before training (a bad value), these are put back, so the record and the next resume still
+# replay what ran. Filled by resume_argv, in the same process.
+_RECORD_BEFORE_RESUME: dict[Path, bytes] = {}
 # Overrides that decide what a checkpoint's weights mean; a resume may not change them.
 FIXED_AT_RESUME = ("model", "data", "experiment", "seed", "task_name", "hparams_search")
 
@@ -124,6 +128,10 @@ def resume_argv(argv: list[str]) -> list[str]:
             f"resume={resume}: {' '.join(changed)} would change what the checkpoint in {folder} was trained "
             f"as ({', '.join(FIXED_AT_RESUME)} are fixed for a run). Resume with other settings only "
             "(e.g. trainer.max_epochs=N), or start a new run.")
+    _RECORD_BEFORE_RESUME.clear()
+    for path in [*(folder / ".hydra").glob("*.yaml"), folder / "config_tree.log"]:
+        if path.is_file():
+            _RECORD_BEFORE_RESUME[path] = path.read_bytes()
     merged: dict[str, str] = {}
     for o in [*previous, *new]:  # the last value of a key wins, once
         merged.pop(_key(o), None)
@@ -133,11 +141,14 @@ def resume_argv(argv: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- one run
 
-def is_multirun() -> bool:
+def is_multirun(hydra_cfg: DictConfig | None = None) -> bool:
+    """Whether this is a multirun job: of ``hydra_cfg``, or else of the running Hydra app."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if hydra_cfg is None and HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+    return hydra_cfg is not None and hydra_cfg.get("mode") == RunMode.MULTIRUN
 
 
 def is_rank_zero() -> bool:
@@ -155,12 +166,16 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Parallel jobs read and rewrite these files: never let one see a half-written file."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Parallel jobs read and rewrite records and summaries: never let one see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 class RunFolder:
@@ -286,6 +301,9 @@ class RunFolder:
             # Optuna records a NaN (or missing) objective as a failed trial; so does the summary.
             status, error = "failed", f"{monitor.get('metric')} is NaN or was never logged"
         segment.update(ended=ended, status=status)
+        if status == "failed" and self.resuming and not self.guard.training_started and is_rank_zero():
+            for path, content in _RECORD_BEFORE_RESUME.items():  # this attempt never ran
+                path.write_bytes(content)
         self._write_record(
             status=status, error=error, ended=ended, monitor=monitor.get("metric"), mode=monitor.get("mode"),
             objective=self.objective if status == "ok" else None,

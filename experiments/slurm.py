@@ -18,6 +18,7 @@ declared in hydra_plugins/lightning_hydra_lab/slurm_launcher.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -107,11 +108,7 @@ def check_request(params: dict[str, Any]) -> None:
 def _record_lost_job(job_dir: Path, job_num: int, overrides: list[str], status: str, error: str) -> None:
     """The row of a job that never returned (killed, cancelled, timed out too often)."""
     path = job_dir / JOB_FILE
-    record = {}
-    if path.is_file():
-        import json
-
-        record = json.loads(path.read_text())
+    record = json.loads(path.read_text()) if path.is_file() else {}
     checkpoints = sorted(str(p) for p in (job_dir / "checkpoints").glob("*.ckpt"))
     record.update(job=job_num, overrides=record.get("overrides", overrides), status=status, error=error,
                   objective=None, checkpoints=checkpoints,

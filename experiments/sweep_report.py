@@ -14,15 +14,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.records import write_record, write_summary
-from experiments.run_folder import JOB_FILE, first_line, is_rank_zero
+from experiments.run_folder import JOB_FILE, first_line, is_multirun, is_rank_zero
 
 log = logging.getLogger(__name__)
-
-
-def _is_multirun(hydra_cfg: DictConfig | None) -> bool:
-    from hydra.types import RunMode
-
-    return hydra_cfg is not None and hydra_cfg.get("mode") == RunMode.MULTIRUN
 
 
 class SweepReport(Callback):
@@ -49,7 +43,7 @@ class SweepReport(Callback):
         """Record a job that failed before its RunFolder started (its exception reached Hydra), then
         refresh the summary, so that a sweep cut short (Ctrl-C, a time limit) still has one."""
         hydra_cfg = config.hydra
-        if not _is_multirun(hydra_cfg) or not is_rank_zero():
+        if not is_multirun(hydra_cfg) or not is_rank_zero():
             return
         job_dir = Path(hydra_cfg.runtime.output_dir)
         if not (job_dir / JOB_FILE).exists():

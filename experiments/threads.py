@@ -6,11 +6,7 @@ import os
 
 from omegaconf import DictConfig
 
-
-def _is_multirun(hydra_cfg: DictConfig | None) -> bool:
-    from hydra.types import RunMode
-
-    return hydra_cfg is not None and hydra_cfg.get("mode") == RunMode.MULTIRUN
+from experiments.run_folder import is_multirun
 
 
 def threads_per_job(hydra_cfg: DictConfig | None, cores: int | None = None) -> int | None:
@@ -20,7 +16,7 @@ def threads_per_job(hydra_cfg: DictConfig | None, cores: int | None = None) -> i
     ``cpus_per_task`` is taken as is; else None (torch's default: all cores)."""
     if os.environ.get("TORCH_NUM_THREADS"):
         return max(1, int(os.environ["TORCH_NUM_THREADS"]))
-    if hydra_cfg is None or not _is_multirun(hydra_cfg):
+    if hydra_cfg is None or not is_multirun(hydra_cfg):
         return None
     cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     launcher = hydra_cfg.launcher

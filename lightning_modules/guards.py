@@ -66,6 +66,7 @@ class RunGuard(Callback):
         self._previous: dict[int, Any] = {}
         self._pending: tuple[torch.Tensor, int, int, int] | None = None
         self._random_state: dict | None = None
+        self.training_started = False
 
     @property
     def state_key(self) -> str:  # formatted by Lightning around each hook call
@@ -139,6 +140,7 @@ class RunGuard(Callback):
         self._random_state = state_dict
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.training_started = True
         # Here rather than at load: the sanity check and set-up between the two draw nothing
         # the uninterrupted run drew.
         state, self._random_state = self._random_state, None

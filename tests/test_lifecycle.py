@@ -56,16 +56,20 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in events.Scalars(tag)]
 
 
-def signal_after_first_checkpoint(args: list[str], logs: Path, signum: int) -> subprocess.CompletedProcess:
-    """Start a run, send ``signum`` once its first epoch's last.ckpt exists (so mid-epoch 1)."""
+def signal_after_first_checkpoint(args: list[str], logs: Path, *signums: int,
+                                  wait: float = 0.5) -> subprocess.CompletedProcess:
+    """Start a run; once its first epoch's last.ckpt exists, wait ``wait`` s (so mid-epoch 1)
+    and send each of ``signums``, 50 ms apart (two signals sent at once would merge into one)."""
     proc = subprocess.Popen(command(*args, logs=logs), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list(logs.rglob("last.ckpt")):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.1)
-    time.sleep(0.5)
-    proc.send_signal(signum)
+    time.sleep(wait)
+    for signum in signums:
+        proc.send_signal(signum)
+        time.sleep(0.05)
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
@@ -157,6 +161,13 @@ def test_resume_refuses_another_model_and_changes_nothing(tmp_path):
     proc = cli(f"resume={folder}", "model.optimizer.lr=0.5", logs=tmp_path, expect=2)
     assert "model.optimizer.lr=0.5 would change what the checkpoint" in proc.stderr
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    # A value that fails before training leaves the run's recorded config as it was, so the
+    # next resume replays what ran.
+    cli(f"resume={folder}", "trainer.max_epochs=abc", logs=tmp_path, expect=1)
+    assert all(p.read_bytes() == content for p, content in before.items() if p.parent.name == ".hydra")
+    assert json.loads((folder / "job.json").read_text())["segments"][-1]["status"] == "failed"
+    cli(f"resume={folder}", "trainer.max_epochs=2", logs=tmp_path)
+    assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     proc = cli("resume=latest", "task_name=nothing_here", logs=tmp_path, expect=2)
     assert "resume=latest: no run under" in proc.stderr
 
@@ -228,19 +239,11 @@ def test_sweep_exits_nonzero_when_jobs_fail_and_stops_on_sigterm(tmp_path):
 
 @pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_and_still_exits_130(tmp_path):
-    proc = subprocess.Popen(command(*LONG_XOR, logs=tmp_path), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not list(tmp_path.rglob("last.ckpt")):
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)  # two signals sent at once would merge into one
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path, signal.SIGINT, signal.SIGINT, wait=0)
+    err = stopped.stderr
     # 130, or killed by SIGINT (-2) when the second one lands after the run's own exit began:
     # a shell shows 130 for both
-    assert proc.returncode in (130, -signal.SIGINT), err[-3000:]
+    assert stopped.returncode in (130, -signal.SIGINT), err[-3000:]
     (folder,) = runs(tmp_path)
     assert json.loads((folder / "job.json").read_text())["status"] == "interrupted"
     assert "Run interrupted by SIGINT" in err
