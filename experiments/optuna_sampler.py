@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+# Alembic (Optuna's SQLite storage) logs "setup plugin ..." seven times at INFO on every sweep.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def continuing_tpe_sampler(seed: int | None = None, **kwargs: Any):
