@@ -45,6 +45,14 @@ def quiet() -> None:
     """Keep the console to what matters: filter known harmless warnings and info lines."""
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
+    # Lightning gives its loggers a console handler of their own when imported before Hydra sets up
+    # logging: its lines then appeared twice ("INFO: ..." and Hydra's format), and not in the run's log.
+    if logging.getLogger().handlers:
+        for name in ("lightning", "lightning.fabric", "lightning.pytorch"):
+            own = logging.getLogger(name)
+            for handler in [h for h in own.handlers if type(h) is logging.StreamHandler]:
+                own.removeHandler(handler)
+            own.propagate = True
     for name in _QUIET_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(logging.WARNING)
