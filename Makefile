@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.installed
 DEBIAN_FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data slurm train test test-fast bench tensorboard clean
+.PHONY: setup data slurm chromium train test test-fast bench tensorboard screenshots clean
 
 # Re-running is instant when pyproject.toml and the pins did not change.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -23,9 +23,19 @@ data:
 	  else echo "note: no root apt: Fashion-MNIST will be downloaded by torchvision if online"; fi; \
 	fi
 
-# SLURM and munge for the tests marked `slurm` (a throwaway one-node cluster, tests/slurm_cluster.py).
+# Debian's chromium for the headless-browser test of tests/test_tensorboard.py and `make screenshots`.
 # After data (order only): two apt-get at once under `make -j` would fight over dpkg's lock.
-slurm: | data
+chromium: | data
+	@if ! command -v chromium >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "note: could not install chromium; the browser test will be skipped"; \
+	  else echo "note: no root apt: the browser test will be skipped (it needs Debian's chromium)"; fi; \
+	fi
+
+# SLURM and munge for the tests marked `slurm` (a throwaway one-node cluster, tests/slurm_cluster.py).
+# After data and chromium (order only), for the same reason.
+slurm: | data chromium
 	@if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] || [ ! -x /usr/sbin/munged ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null) \
@@ -38,7 +48,7 @@ setup: $(STAMP) data
 train: setup
 	$(PY) experiments/run.py $(ARGS)
 
-test: setup slurm
+test: setup chromium slurm
 	$(PY) -m pytest $(ARGS)
 
 bench: setup
@@ -46,6 +56,10 @@ bench: setup
 
 tensorboard:
 	$(VENV)/bin/tensorboard --logdir logs
+
+# The README's TensorBoard pictures: a few tiny runs and a sweep, shot with headless chromium into docs/.
+screenshots: setup chromium
+	$(PY) experiments/screenshots.py $(ARGS)
 
 clean:
 	rm -rf logs .pytest_cache
