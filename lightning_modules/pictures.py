@@ -1,0 +1,415 @@
+"""Pictures for TensorBoard, drawn from the batches Lightning hands to the validation and test
+hooks (so any LightningDataModule works, a DataLoader-based one included): the decision boundary
+of a 2-D classifier, the fit of a regression, labelled images, the confusion matrix, the model graph.
+
+Each picture is logged under ``val/<name>`` after every validation (not the sanity check) and
+``test/<name>`` after a test, to every TensorBoardLogger of the trainer, and saved as
+``<trainer.default_root_dir>/pictures/<stage>_<name>.png`` (the latest one). A picture that does
+not apply to the data, or a trainer without a TensorBoardLogger, draws nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchvision.io import write_png
+from torchvision.utils import draw_bounding_boxes, make_grid
+
+log = logging.getLogger(__name__)
+
+
+def tensorboards(trainer: Trainer) -> list[TensorBoardLogger]:
+    return [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+
+
+def publish(trainer: Trainer, tag: str, image: torch.Tensor) -> Path:
+    """Log ``image`` (uint8, C x H x W) under ``tag`` to every TensorBoard and write it as a PNG."""
+    for logger in tensorboards(trainer):
+        logger.experiment.add_image(tag, image, global_step=trainer.global_step)
+    path = Path(trainer.default_root_dir) / "pictures" / f"{tag.replace('/', '_')}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".png.partial")  # a viewer never sees half a file
+    write_png(image.cpu(), str(partial))
+    os.replace(partial, path)
+    return path
+
+
+def title(stage: str, trainer: Trainer, what: str) -> str:
+    """``val: <what> (epoch N)``; a test is of the tested checkpoint, whatever epoch it came from."""
+    return f"{stage}: {what} (epoch {trainer.current_epoch})" if stage == "val" else f"{stage}: {what}"
+
+
+def figure(width: float, height: float):
+    """A matplotlib figure drawn off-screen (no pyplot state, no display needed)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def figure_to_image(fig) -> torch.Tensor:
+    """The figure's pixels as a uint8 RGB tensor, C x H x W."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = torch.frombuffer(bytearray(canvas.buffer_rgba()), dtype=torch.uint8)
+    height, width = canvas.get_width_height()[::-1]
+    return rgba.view(height, width, 4)[..., :3].permute(2, 0, 1).contiguous()
+
+
+def predictions(pl_module: LightningModule, outputs: Any, x: torch.Tensor, classes: bool) -> torch.Tensor:
+    """The step's predictions (``outputs["preds"]``: class indices or regression values); when the
+    step returns none, the model's own on ``x`` (for ``classes``, one logit: > 0; several: argmax)."""
+    if isinstance(outputs, dict) and "preds" in outputs:
+        return outputs["preds"].detach()
+    with torch.no_grad():
+        out = pl_module(x)
+    if classes:
+        return (out.squeeze(-1) > 0).long() if out.shape[-1] == 1 else out.argmax(-1)
+    return out
+
+
+class StagePicture(Callback):
+    """Collects from each validation/test batch (``collect``) and draws at the epoch's end
+    (``draw``); subclasses say what they keep and how it looks."""
+
+    name = ""
+
+    def __init__(self, every_n_epochs: int = 1):
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.every_n_epochs = every_n_epochs
+        self.active = False
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def collect(self, pl_module: LightningModule, x: torch.Tensor, y: torch.Tensor, outputs: Any) -> None:
+        raise NotImplementedError
+
+    def draw(self, stage: str, trainer: Trainer, pl_module: LightningModule) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def _start(self, trainer: Trainer, stage: str) -> None:
+        self.active = (trainer.is_global_zero and not trainer.sanity_checking and bool(tensorboards(trainer))
+                       and (stage == "test" or trainer.current_epoch % self.every_n_epochs == 0))
+        self.reset()
+
+    def _batch(self, pl_module: LightningModule, outputs: Any, batch: Any) -> None:
+        if self.active and isinstance(batch, (tuple, list)) and len(batch) >= 2:
+            x, y = batch[0], batch[1]
+            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+                self.collect(pl_module, x, y, outputs)
+
+    def _end(self, stage: str, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.active:
+            image = self.draw(stage, trainer, pl_module)
+            if image is not None:
+                publish(trainer, f"{stage}/{self.name}", image)
+        self.active = False
+        self.reset()  # hold no tensors between epochs
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._start(trainer, "val")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._batch(pl_module, outputs, batch)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._end("val", trainer, pl_module)
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._start(trainer, "test")
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._batch(pl_module, outputs, batch)
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._end("test", trainer, pl_module)
+
+
+class Sample:
+    """The first ``limit`` rows of several tensors, gathered over batches on the CPU."""
+
+    def __init__(self, limit: int):
+        self.limit, self.parts, self.count = limit, [], 0
+
+    def add(self, *tensors: torch.Tensor) -> None:
+        take = min(self.limit - self.count, len(tensors[0]))
+        if take > 0:
+            self.parts.append([t[:take].detach().cpu() for t in tensors])
+            self.count += take
+
+    def room(self) -> int:
+        return self.limit - self.count
+
+    def tensors(self) -> list[torch.Tensor] | None:
+        return [torch.cat(column) for column in zip(*self.parts)] if self.parts else None
+
+
+def is_class_target(y: torch.Tensor) -> bool:
+    return not y.is_floating_point() and y.ndim == 1
+
+
+class DecisionBoundary(StagePicture):
+    """``decision_boundary``, for a classifier of 2-D points (XOR): the model's probability of
+    class 1 over the plane around the points (the predicted class for more than two classes),
+    with up to ``max_points`` points coloured by their true class, as in the XOR tutorial."""
+
+    name = "decision_boundary"
+
+    def __init__(self, max_points: int = 500, resolution: int = 100, every_n_epochs: int = 1):
+        super().__init__(every_n_epochs)
+        self.max_points, self.resolution = max_points, resolution
+        self.reset()
+
+    def reset(self) -> None:
+        self.sample = Sample(self.max_points)
+
+    def collect(self, pl_module, x, y, outputs) -> None:
+        if x.ndim == 2 and x.shape[1] == 2 and is_class_target(y):
+            self.sample.add(x, y)
+
+    def draw(self, stage, trainer, pl_module):
+        if (points := self.sample.tensors()) is None:
+            return None
+        x, y = points
+        lo, hi = x.min(0).values, x.max(0).values
+        margin = 0.15 * (hi - lo) + 1e-3
+        lo, hi = (lo - margin).tolist(), (hi + margin).tolist()
+        xs = torch.linspace(lo[0], hi[0], self.resolution)
+        ys = torch.linspace(lo[1], hi[1], self.resolution)
+        plane = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
+        with torch.no_grad():
+            out = pl_module(plane.to(pl_module.device, x.dtype)).float().cpu()
+        fig = figure(5.2, 4.4)
+        ax = fig.add_subplot()
+        if out.shape[-1] == 1:
+            surface = torch.sigmoid(out).reshape(self.resolution, self.resolution)
+            filled = ax.contourf(xs, ys, surface, levels=torch.linspace(0, 1, 11).tolist(), cmap="RdBu_r", alpha=0.8)
+            fig.colorbar(filled, ax=ax, label="p(class 1)")
+        else:
+            surface = out.argmax(-1).reshape(self.resolution, self.resolution)
+            ax.contourf(xs, ys, surface, levels=torch.arange(out.shape[-1] + 1).sub(0.5).tolist(), cmap="tab10",
+                        vmin=0, vmax=9, alpha=0.35)
+        names = getattr(trainer.datamodule, "class_names", None)
+        for k in y.unique().tolist():
+            label = f"class {names[k] if names and k < len(names) else k}"
+            ax.scatter(*x[y == k].T, s=14, color=f"C{k}" if out.shape[-1] > 1 else ("#2166ac", "#b2182b")[k % 2],
+                       edgecolors="white", linewidths=0.5, label=label)
+        ax.legend(loc="upper right", fontsize=9, framealpha=0.8)
+        ax.set(xlabel="x1", ylabel="x2", title=title(stage, trainer, "decision boundary"))
+        return figure_to_image(fig)
+
+
+class RegressionFit(StagePicture):
+    """``fit``, for regression: with one input and one output, the training points (a sample
+    taken in the first training epoch of the fit), the validation/test points and the model's
+    prediction line; otherwise predicted against target for every output, with the diagonal."""
+
+    name = "fit"
+
+    def __init__(self, max_points: int = 1000, every_n_epochs: int = 1):
+        super().__init__(every_n_epochs)
+        self.max_points = max_points
+        self.train_sample, self.sampling_train = Sample(max_points), False
+        self.reset()
+
+    def reset(self) -> None:
+        self.sample = Sample(self.max_points)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.train_sample, self.sampling_train = Sample(self.max_points), trainer.is_global_zero
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.sampling_train and isinstance(batch, (tuple, list)) and len(batch) >= 2:
+            x, y = batch[0], batch[1]
+            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and y.is_floating_point():
+                self.train_sample.add(x, y)
+            self.sampling_train = self.train_sample.room() > 0
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.sampling_train = False  # the first epoch's sample is enough: no work in later steps
+
+    def collect(self, pl_module, x, y, outputs) -> None:
+        if y.is_floating_point() and self.sample.room() > 0:
+            self.sample.add(x, y, predictions(pl_module, outputs, x[: self.sample.room()], classes=False))
+
+    def draw(self, stage, trainer, pl_module):
+        if (points := self.sample.tensors()) is None:
+            return None
+        x, y, pred = (t.float() for t in points)
+        fig = figure(5.2, 4.4)
+        ax = fig.add_subplot()
+        if x[0].numel() == 1 and y[0].numel() == 1:
+            train = self.train_sample.tensors()
+            every_x = x.flatten() if train is None else torch.cat([x.flatten(), train[0].float().flatten()])
+            line_x = torch.linspace(every_x.min().item(), every_x.max().item(), 200).reshape(-1, *x.shape[1:])
+            with torch.no_grad():
+                line_y = pl_module(line_x.to(pl_module.device, points[0].dtype)).float().cpu().flatten()
+            if train is not None:
+                ax.scatter(train[0].flatten(), train[1].flatten(), s=10, color="#1f77b4", alpha=0.6, label="train")
+            ax.scatter(x.flatten(), y.flatten(), s=14, color="#ff7f0e", label=stage)
+            ax.plot(line_x.flatten(), line_y, color="#d62728", linewidth=2, label="model")
+            ax.set(xlabel="x", ylabel="y", title=title(stage, trainer, "fit"))
+        else:
+            target, predicted = y.flatten(), pred.flatten()
+            lo, hi = min(target.min(), predicted.min()).item(), max(target.max(), predicted.max()).item()
+            ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="predicted = target")
+            ax.scatter(target, predicted, s=6, alpha=0.5, color="#ff7f0e", label=f"{stage}, every output")
+            ax.set(xlabel="target", ylabel="predicted", title=title(stage, trainer, "predicted vs target"))
+        ax.legend(loc="best", fontsize=9)
+        return figure_to_image(fig)
+
+
+def font_path() -> str:
+    """A TrueType font for labels: the DejaVu Sans that ships with matplotlib."""
+    import matplotlib
+
+    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+
+
+class ImagePredictionGrid(StagePicture):
+    """``predictions``, for image data: the first ``num_images`` images, ``per_row`` to a row and
+    upscaled ``scale`` times, each captioned with the predicted class, framed green when right and
+    red with the true class in brackets when wrong. Normalised images are rescaled for display."""
+
+    name = "predictions"
+
+    def __init__(self, num_images: int = 16, per_row: int = 4, scale: int = 4, font_size: int = 14,
+                 every_n_epochs: int = 1):
+        super().__init__(every_n_epochs)
+        self.num_images, self.per_row, self.scale, self.font_size = num_images, per_row, scale, font_size
+        self.padding = 2
+        self.reset()
+
+    def reset(self) -> None:
+        self.sample = Sample(self.num_images)
+
+    def collect(self, pl_module, x, y, outputs) -> None:
+        if x.ndim == 4 and is_class_target(y) and (room := self.sample.room()) > 0:
+            self.sample.add(x, y, predictions(pl_module, outputs, x[:room], classes=True))
+
+    def draw(self, stage, trainer, pl_module):
+        if (sample := self.sample.tensors()) is None:
+            return None
+        images, targets, preds = sample
+        return self.grid(images, preds, targets, getattr(trainer.datamodule, "class_names", None))
+
+    @staticmethod
+    def displayable(images: torch.Tensor) -> torch.Tensor:
+        """uint8 as it is; anything else (e.g. normalised floats) stretched over 0-255."""
+        if images.dtype == torch.uint8:
+            return images
+        images = images.float()
+        lo, hi = images.min(), images.max()
+        return ((images - lo) / (hi - lo).clamp_min(1e-8) * 255).round().to(torch.uint8)
+
+    def grid(self, images, preds, targets, names=None) -> torch.Tensor:
+        """The tiles, each a caption strip over the upscaled image; all frames and captions are
+        drawn in one call (a call per tile cost 3x as much)."""
+        count = int(max(preds.max(), targets.max())) + 1
+        names = names if names and len(names) >= count else [str(i) for i in range(count)]
+        up = F.interpolate(self.displayable(images).float(), scale_factor=self.scale, mode="nearest").to(torch.uint8)
+        if up.shape[1] == 1:
+            up = up.expand(-1, 3, -1, -1)
+        caption = 2 * self.font_size + 10  # two lines: predicted, (true)
+        tiles = F.pad(up, (0, 0, caption, 0))
+        grid = make_grid(tiles, nrow=self.per_row, padding=self.padding)
+        h, w = tiles.shape[-2:]
+        i = torch.arange(len(tiles))
+        x0 = (i % self.per_row) * (w + self.padding) + self.padding
+        y0 = (i // self.per_row) * (h + self.padding) + self.padding
+        boxes = torch.stack([x0, y0, x0 + w - 1, y0 + h - 1], dim=1)
+        right = (preds == targets).tolist()
+        labels = [names[p] if ok else f"{names[p]}\n({names[t]})"
+                  for p, t, ok in zip(preds.tolist(), targets.tolist(), right)]
+        colors = ["lime" if ok else "red" for ok in right]
+        return draw_bounding_boxes(grid, boxes, labels=labels, colors=colors, width=2, font=font_path(),
+                                   font_size=self.font_size)
+
+
+class ConfusionMatrixPicture(StagePicture):
+    """``confusion_matrix``, for classification: torchmetrics' confusion matrix over the whole
+    validation/test set, rows labelled with the class names (the data module's ``class_names``,
+    else 0..K-1) and each class's accuracy (the share of its samples predicted right)."""
+
+    name = "confusion_matrix"
+
+    def __init__(self, every_n_epochs: int = 1):
+        super().__init__(every_n_epochs)
+        self.reset()
+
+    def reset(self) -> None:
+        self.preds: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+
+    def collect(self, pl_module, x, y, outputs) -> None:
+        if is_class_target(y):
+            self.preds.append(predictions(pl_module, outputs, x, classes=True).cpu())
+            self.targets.append(y.detach().cpu())
+
+    def draw(self, stage, trainer, pl_module):
+        from torchmetrics.functional.classification import multiclass_confusion_matrix
+        from torchmetrics.utilities.plot import plot_confusion_matrix
+
+        if not self.preds:
+            return None
+        preds, targets = torch.cat(self.preds), torch.cat(self.targets)
+        names = getattr(trainer.datamodule, "class_names", None)
+        count = max(len(names or []), int(max(preds.max(), targets.max())) + 1)
+        names = [str(n) for n in names] if names and len(names) == count else [str(i) for i in range(count)]
+        confmat = multiclass_confusion_matrix(preds, targets, num_classes=count)
+        per_class = confmat.diag() / confmat.sum(1).clamp_min(1)
+        accuracy = confmat.diag().sum() / confmat.sum()
+        side = max(4.0, 1.6 + 0.55 * count)
+        fig = figure(side + 1.0, side)
+        ax = fig.add_subplot()
+        plot_confusion_matrix(confmat, ax=ax, labels=names)
+        for text in ax.texts:  # the counts, sized to fit a cell
+            text.set_fontsize(10 if count > 5 else 14)
+        ax.set_yticklabels([f"{n}  {a:.0%}" for n, a in zip(names, per_class.tolist())], rotation=0, fontsize=10)
+        ax.set_ylabel("true class (its accuracy)", fontsize=11)
+        ax.set_xlabel("predicted class", fontsize=11)
+        ax.set_title(title(stage, trainer, f"accuracy {accuracy:.1%}"), fontsize=12)
+        return figure_to_image(fig)
+
+
+class ModelGraph(Callback):
+    """The model's graph in TensorBoard's Graphs tab, traced once per fit on one real sample of
+    the first validation batch (after the sanity check), in eval mode; a net that cannot be
+    traced is skipped with a one-line note."""
+
+    def __init__(self):
+        self.done = False
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.done = not trainer.is_global_zero
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.done or trainer.sanity_checking:
+            return
+        self.done = True
+        if not (loggers := tensorboards(trainer)) or not isinstance(batch, (tuple, list)):
+            return
+        with torch.inference_mode(False):  # tracing records a graph: no inference tensors
+            sample = batch[0][:1].clone()
+            for logger in loggers:
+                try:
+                    # torch prints its own error line, and warns that jit tracing (add_graph's) is deprecated
+                    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", category=FutureWarning, message=".*jit.*deprecated")
+                        logger.experiment.add_graph(pl_module, sample)
+                except Exception as exc:  # a net that tracing does not support: no graph, no failure
+                    log.info("No model graph in TensorBoard: tracing %s failed (%s: %s)",
+                             type(pl_module).__name__, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")

@@ -1,0 +1,155 @@
+"""TensorBoard pictures (lightning_modules/pictures.py): each run gets the pictures that fit its
+data, in its TensorBoard events and as PNGs in its folder; none during the sanity check."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader, TensorDataset
+
+from experiments.pipeline import train
+from lightning_modules import ClassificationModule
+from lightning_modules.nets import MLP
+from lightning_modules.pictures import (ConfusionMatrixPicture, DecisionBoundary, ImagePredictionGrid, ModelGraph,
+                                        RegressionFit)
+from tests.conftest import compose_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def events_of(folder: Path) -> EventAccumulator:
+    events = EventAccumulator(str(folder), size_guidance={"images": 0})
+    events.Reload()
+    return events
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG, read from its header; fails on anything that is not a PNG."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_pictures(folder: Path, tags: set[str], min_side: int = 300) -> EventAccumulator:
+    """``tags`` are exactly the run's image tags, each with a picture of every validated epoch
+    (the last one also as a PNG of a readable size), and test pictures once."""
+    events = events_of(folder)
+    assert set(events.Tags()["images"]) == tags
+    for tag in tags:
+        width, height = png_size(folder / "pictures" / f"{tag.replace('/', '_')}.png")
+        assert min_side <= width <= 1400 and min_side <= height <= 1400, (tag, width, height)
+        image = events.Images(tag)[-1]
+        assert (image.width, image.height) == (width, height), tag
+    return events
+
+
+def test_xor_run_draws_decision_boundary_confusion_matrices_and_graph(tmp_path):
+    train(compose_run(["experiment=xor", "trainer.max_epochs=2"], tmp_path))
+    events = assert_pictures(tmp_path, {"val/decision_boundary", "val/confusion_matrix",
+                                        "test/decision_boundary", "test/confusion_matrix"})
+    assert len(events.Images("val/decision_boundary")) == 2  # one per epoch, none for the sanity check
+    assert len(events.Images("test/confusion_matrix")) == 1
+    assert events.Tags()["graph"]  # the model graph, traced on a real sample
+    assert sorted(p.name for p in (tmp_path / "pictures").iterdir()) == [
+        "test_confusion_matrix.png", "test_decision_boundary.png", "val_confusion_matrix.png",
+        "val_decision_boundary.png"]
+
+
+@pytest.mark.parametrize("generator", ["linear", "random"])
+def test_regression_run_draws_its_fit(generator, tmp_path):
+    model = "model=linear" if generator == "linear" else "model=two_layer"
+    train(compose_run([model, "data=regression", f"data.generator={generator}", "trainer.max_epochs=2"], tmp_path))
+    events = assert_pictures(tmp_path, {"val/fit", "test/fit"})
+    assert len(events.Images("val/fit")) == 2
+
+
+def test_fashion_run_draws_labelled_images_and_confusion_matrices(tmp_path, fake_fashion):
+    train(compose_run(["model=mlp", "data=fashion", *fake_fashion, "trainer.max_epochs=1"], tmp_path))
+    assert_pictures(tmp_path, {"val/predictions", "val/confusion_matrix", "test/predictions",
+                               "test/confusion_matrix"})
+
+
+def test_no_pictures_without_a_tensorboard_logger(tmp_path):
+    train(compose_run(["experiment=xor", "trainer.max_epochs=1", "logger=csv"], tmp_path))
+    assert not (tmp_path / "pictures").exists()
+
+
+class PointsDataModule(L.LightningDataModule):
+    """Plain DataLoaders over 2-D points, classes named; none of the project's data-module fields."""
+
+    class_names = ["left", "right"]
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(256, 2, generator=g)
+        self.data = TensorDataset(x, (x[:, 0] > 0).long())
+
+    def train_dataloader(self):
+        return DataLoader(self.data, batch_size=32, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.data, batch_size=64)
+
+    test_dataloader = val_dataloader
+
+
+def test_pictures_work_with_a_dataloader_datamodule_and_skip_the_sanity_check(tmp_path):
+    model = ClassificationModule(MLP(input_shape=[2], hidden=[8], num_classes=1),
+                                 lambda params: torch.optim.Adam(params, lr=0.05), num_classes=2)
+    callbacks = [DecisionBoundary(), ConfusionMatrixPicture(), RegressionFit(), ImagePredictionGrid(), ModelGraph()]
+    trainer = L.Trainer(max_epochs=2, num_sanity_val_steps=2, default_root_dir=tmp_path, accelerator="cpu",
+                        logger=TensorBoardLogger(tmp_path, name="", version=""), callbacks=callbacks,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    datamodule = PointsDataModule()
+    trainer.fit(model, datamodule=datamodule)
+    trainer.test(model, datamodule=datamodule)
+    events = assert_pictures(tmp_path, {"val/decision_boundary", "val/confusion_matrix",
+                                        "test/decision_boundary", "test/confusion_matrix"})
+    steps = [image.step for image in events.Images("val/decision_boundary")]
+    assert steps == [8, 16], steps  # after each of the 2 epochs of 8 steps; nothing at step 0 (sanity check)
+
+
+def test_prediction_grid_frames_each_tile_green_when_right_red_when_wrong():
+    callback = ImagePredictionGrid(num_images=6, per_row=4, scale=2, font_size=10)
+    images = torch.full((6, 1, 28, 28), 0.5)  # normalised floats: stretched for display
+    targets = torch.arange(6)
+    preds = targets.clone()
+    preds[3] = 4  # one wrong
+    grid = callback.grid(images, preds, targets, [f"c{i}" for i in range(6)])
+    width, pad, caption = 28 * 2, callback.padding, 2 * 10 + 10
+    height = width + caption
+    assert grid.shape == (3, 2 * (height + pad) + pad, 4 * (width + pad) + pad)  # 6 tiles, 4 to a row
+    for i in range(6):
+        row, col = divmod(i, 4)
+        y, x = pad + row * (height + pad), pad + col * (width + pad)
+        bottom_right = grid[:, y + height - 1, x + width - 1].tolist()  # on the frame, clear of the caption
+        assert bottom_right == ([255, 0, 0] if i == 3 else [0, 255, 0]), (i, bottom_right)
+
+
+class UntraceableMLP(MLP):
+    def forward(self, x):
+        if torch.jit.is_tracing():
+            raise RuntimeError("cannot trace this")
+        return super().forward(x)
+
+
+def test_untraceable_net_is_skipped_with_a_note_and_the_run_goes_on(tmp_path, caplog):
+    model = ClassificationModule(UntraceableMLP(input_shape=[2], hidden=[8], num_classes=1),
+                                 lambda params: torch.optim.Adam(params, lr=0.05), num_classes=2)
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, accelerator="cpu", enable_checkpointing=False,
+                        logger=TensorBoardLogger(tmp_path, name="", version=""), callbacks=[ModelGraph()],
+                        enable_progress_bar=False, enable_model_summary=False)
+    with caplog.at_level("INFO", logger="lightning_modules.pictures"):
+        trainer.fit(model, datamodule=PointsDataModule())
+    assert trainer.state.finished and trainer.current_epoch == 1
+    notes = [r.getMessage() for r in caplog.records if r.name == "lightning_modules.pictures"]
+    assert notes == ["No model graph in TensorBoard: tracing ClassificationModule failed "
+                     "(RuntimeError: cannot trace this)"], notes
+    assert not events_of(tmp_path).Tags()["graph"]
