@@ -153,3 +153,14 @@ def test_untraceable_net_is_skipped_with_a_note_and_the_run_goes_on(tmp_path, ca
     assert notes == ["No model graph in TensorBoard: tracing ClassificationModule failed "
                      "(RuntimeError: cannot trace this)"], notes
     assert not events_of(tmp_path).Tags()["graph"]
+
+
+def test_callbacks_none_keeps_the_checkpoints_and_drops_the_pictures(tmp_path):
+    cfg = compose_run(["experiment=xor", "trainer.max_epochs=2", "callbacks=none"], tmp_path)
+    assert list(cfg.callbacks) == ["model_checkpoint"]
+    metrics = train(cfg)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
+    assert names == [Path(metrics["best_model_path"]).name, "last.ckpt"], names
+    assert Path(metrics["best_model_path"]).name in ("epoch_000.ckpt", "epoch_001.ckpt")
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    assert not (tmp_path / "pictures").exists() and not events_of(tmp_path).Tags()["images"]
