@@ -51,20 +51,25 @@ def ensure_raw_files(data_dir: str | os.PathLike, debian_dir: str | os.PathLike 
             tmp.replace(raw / f)
         log.info("Fashion-MNIST: unpacked %s into %s", debian, raw)
         return "debian"
-    error = "data.download=false"
-    if download:
-        try:
-            FashionMNIST(str(data_dir), train=True, download=True)
-            FashionMNIST(str(data_dir), train=False, download=True)
-            return "download"
-        except Exception as exc:  # no network, mirror down, bad checksum...
-            error = f"download failed: {type(exc).__name__}: {exc}".splitlines()[0]
-    raise FashionMNISTUnavailable(
-        f"Fashion-MNIST is not in {raw} ({error}). Get it one of two ways:\n"
-        f"  1. offline: apt-get install dataset-fashion-mnist  (puts the .gz files in {DEBIAN_DIR};"
-        f" or point data.debian_dir at a folder holding them)\n"
-        f"  2. online: run with data.download=true and torchvision downloads it into {data_dir}"
-    )
+    if not download:
+        raise FashionMNISTUnavailable(
+            f"Fashion-MNIST is not in {raw} and data.download=false. Get it one of two ways: offline, "
+            f"apt-get install dataset-fashion-mnist (puts the .gz files in {DEBIAN_DIR}; or point "
+            f"data.debian_dir at a folder holding them); online, run with data.download=true and "
+            f"torchvision downloads it into {data_dir}."
+        )
+    try:
+        FashionMNIST(str(data_dir), train=True, download=True)
+        FashionMNIST(str(data_dir), train=False, download=True)
+        return "download"
+    except Exception as exc:  # no network, mirror down, bad checksum...
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]  # torchvision lists every mirror it tried
+        raise FashionMNISTUnavailable(
+            f"Fashion-MNIST is not in {raw} and downloading it failed ({reason}); this machine may be "
+            f"offline. Without a network: apt-get install dataset-fashion-mnist (puts the .gz files in "
+            f"{DEBIAN_DIR}), or point data.debian_dir at a folder holding the four .gz files, or copy the "
+            f"four unpacked files ({', '.join(RAW_FILES)}) into {raw}."
+        ) from exc
 
 
 class FashionMNISTDataModule(InMemoryDataModule):

@@ -27,7 +27,7 @@ def test_help_lists_groups_and_options():
     out = cli("run.py", "--help").stdout
     groups = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line and "," in line)
     expected = {"model": {"cnn", "mlp", "xor", "linear", "two_layer"}, "data": {"fashion", "xor", "regression"},
-                "trainer": {"cpu", "gpu", "auto"}, "logger": {"tensorboard", "csv"}, "debug": {"fdr", "limit"},
+                "trainer": {"default", "cpu", "gpu"}, "logger": {"tensorboard", "csv"}, "debug": {"fdr", "limit"},
                 "experiment": {"xor", "linear", "two_layer", "fashion_seed"}, "callbacks": {"default"}}
     for group, wanted in expected.items():
         assert wanted <= set(groups[group].split(", ")), (group, groups.get(group))

@@ -52,15 +52,24 @@ def test_impossible_pairing_fails_with_reason(overrides, message, tmp_path):
     [
         ("seed=-1", "seed=-1 is not allowed"),
         ("seed=1.5", "seed=1.5 is not allowed"),
-        ("trainer.precision=17", "trainer.precision=17 is not allowed; use one of 32"),
+        ("trainer.precision=17", "trainer.precision=17 is not allowed: trainer.precision takes one of 64, 32"),
         ("trainer.accelerator=tpu", "trainer.accelerator=tpu is not allowed"),
         ("monitor.mode=up", "monitor.mode=up is not allowed"),
+        ("trainer.max_epochs=abc", "trainer.max_epochs='abc' is not allowed: trainer.max_epochs takes an integer"),
+        ("data.batch_size=1.5", "data.batch_size=1.5 is not allowed: data.batch_size takes an integer"),
+        ("model.optimizer.lr=0", "model.optimizer.lr=0 is not allowed: a learning rate is a number > 0"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is not allowed"),
+        ("trainer.devices=64", "trainer.devices=64 is not allowed: this machine has"),
+        ("monitor.metric=val/mse", "monitor.metric=val/mse is not allowed: lightning_modules.ClassificationModule never logs it"),
+        ("+trainer.max_epoch=3", "trainer.max_epoch is not a setting (lightning.pytorch.Trainer has no argument 'max_epoch'). Did you mean trainer.max_epochs?"),
+        ("+data.batchsize=3", "Did you mean data.batch_size?"),
     ],
 )
 def test_bad_values_are_named(override, message, tmp_path):
     cfg = compose_run([override], tmp_path)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+    with pytest.raises(ConfigError) as err:
         validate_config(cfg)
+    assert message in str(err.value)
 
 
 def test_seed_zero_is_a_seed(tmp_path):
