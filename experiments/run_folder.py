@@ -301,6 +301,13 @@ class RunFolder:
             # Optuna records a NaN (or missing) objective as a failed trial; so does the summary.
             status, error = "failed", f"{monitor.get('metric')} is NaN or was never logged"
         segment.update(ended=ended, status=status)
+        if status == "failed" and self.never_ran():
+            # A single new run that failed before training (bad input, a model that cannot take
+            # the data): no folder is left to clutter logs/ and TensorBoard; the error is printed.
+            import shutil
+
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return False
         if status == "failed" and self.resuming and not self.guard.training_started and is_rank_zero():
             for path, content in _RECORD_BEFORE_RESUME.items():  # this attempt never ran
                 path.write_bytes(content)
@@ -324,6 +331,12 @@ class RunFolder:
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C outside a training step
             raise RunInterrupted(signal.SIGINT, self.record.get("last_checkpoint"), -1) from exc
         return False
+
+    def never_ran(self) -> bool:
+        """A new single run (not a resume, not a sweep's job: those keep their record) that
+        wrote no checkpoint and never started training."""
+        return (not self.resuming and not self.multirun and not self.guard.training_started and is_rank_zero()
+                and not any(self.checkpoints.glob("*.ckpt")))
 
     def resume_command(self) -> str:
         return f"python experiments/run.py resume={shlex.quote(str(self.dir))}"
