@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from experiments import utils
+from experiments import hparams, utils
 from experiments.checks import check_pairing, validate_config
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def train(cfg: DictConfig, folder: RunFolder | None = None) -> dict[str, Any]:
         for logger in trainer.loggers:
             logger.log_metrics({best_key: metrics[best_key]}, step=trainer.global_step)
     if trainer.is_global_zero:  # other ranks have no writer (SLURM DDP runs this on every rank)
-        utils.log_hparams(trainer.loggers, model.run_config, metrics)
+        hparams.log_hparams(trainer.loggers, hparams.run_hparams(cfg))
     metrics["best_model_path"] = best_path
     return metrics
 

@@ -46,12 +46,14 @@ class ResumeError(SystemExit):
         self.message = message
 
 
-def unique_dir(parent: str) -> str:
-    """``PARENT/<YYYY-MM-DD_HH-MM-SS>_<6 hex digits>``, created here."""
+def unique_dir(parent: str, name: str = "") -> str:
+    """``PARENT/<YYYY-MM-DD_HH-MM-SS>_<NAME>_<6 hex digits>`` (no ``_<NAME>`` part for an empty
+    name), created here. The timestamp comes first, so folders sort by start time."""
     parent_dir = Path(parent)
     parent_dir.mkdir(parents=True, exist_ok=True)
+    middle = f"_{name}" if name else ""
     while True:
-        path = parent_dir / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
+        path = parent_dir / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}{middle}_{secrets.token_hex(3)}"
         try:
             path.mkdir()
             return str(path)
@@ -70,23 +72,45 @@ def _value(args: list[str], key: str) -> str | None:
     return found[-1] if found else None
 
 
-def _runs_root(args: list[str]) -> Path:
-    """``<paths.log_dir>/<task_name>/runs`` as these overrides compose it."""
+# Groups whose option names a run: resume=latest with one of them on the command line picks
+# the newest run of that option (``experiment=xor resume=latest``: the newest XOR experiment).
+NAMING_GROUPS = ("experiment", "model", "data")
+
+
+def _runs_root(args: list[str]) -> tuple[Path, dict[str, str]]:
+    """``<paths.log_dir>/<task_name>/runs`` as these overrides compose it, and the options of
+    NAMING_GROUPS that the overrides choose."""
     from hydra import compose, initialize_config_dir
 
     plain = [a for a in args if not a.startswith(("hydra.", "hydra/", "-"))]
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose("run", overrides=plain)
-    return Path(cfg.paths.log_dir) / str(cfg.task_name) / "runs"
+        cfg = compose("run", overrides=plain, return_hydra_config=True)
+    chosen = {_key(a) for a in plain}
+    wanted = {g: str(cfg.hydra.runtime.choices.get(g)) for g in NAMING_GROUPS if g in chosen}
+    return Path(cfg.paths.log_dir) / str(cfg.task_name) / "runs", wanted
+
+
+def run_choices(run_dir: Path) -> dict[str, str]:
+    """The option each config group had in a run (from its ``.hydra/hydra.yaml``)."""
+    import yaml
+
+    try:
+        choices = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["choices"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return {}
+    return {k: str(v) for k, v in choices.items()}
 
 
 def latest_run(args: list[str], asked: str = "resume=latest") -> Path:
-    """The newest run folder of this task_name that has a last.ckpt."""
-    root = _runs_root(args)
+    """The newest run folder of this task_name that has a last.ckpt (of the experiment, model
+    and data that ``args`` name, if they name any)."""
+    root, wanted = _runs_root(args)
     runs = [p.parent.parent for p in root.glob(f"*/checkpoints/{LAST}")]
+    runs = [r for r in runs if all(run_choices(r).get(g) == v for g, v in wanted.items())]
     if not runs:
-        raise ResumeError(f"{asked}: no run under {root} has checkpoints/{LAST}. Check task_name and "
-                          "paths.log_dir (an experiment sets its own task_name), or name a run folder.")
+        of = f" and is a run of {' '.join(f'{g}={v}' for g, v in wanted.items())}" if wanted else ""
+        raise ResumeError(f"{asked}: no run under {root} has checkpoints/{LAST}{of}. Check the overrides, "
+                          "task_name and paths.log_dir, or name a run folder.")
     return max(runs, key=lambda p: (p.name[:19], (p / ".hydra").stat().st_mtime if (p / ".hydra").exists() else 0))
 
 

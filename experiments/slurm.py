@@ -33,6 +33,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
 
+from experiments.resolvers import sweep_job_dir
 from experiments.run_folder import JOB_FILE, write_json_atomic
 
 # submitit reads this when it is imported: SLURM then sends SIGUSR1, the signal a run stops at
@@ -193,8 +194,8 @@ class ClusterBehaviour:
         except Exception as exc:  # noqa: BLE001 - a lost job is a row, the sweep goes on
             status, error = _why_lost(job, exc)
             log.error("SLURM job %s (job %d) returned no result: %s", job.job_id, num, error)
-            # conf/run.yaml names each job's folder by its number (hydra.sweep.subdir)
-            _record_lost_job(sweep_dir / str(num), num, overrides, status, error)
+            # the job's folder as conf/run.yaml names it (hydra.sweep.subdir)
+            _record_lost_job(sweep_job_dir(sweep_dir, num, overrides), num, overrides, status, error)
             ret = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
             ret.return_value = None  # what a failed job returns; Optuna records it as failed
             return ret

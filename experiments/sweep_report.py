@@ -1,8 +1,11 @@
 """The Hydra callback (conf/run.yaml, hydra.callbacks) that turns a multirun's job records
-into its summary, prints the best and the failed jobs, and makes the exit code tell."""
+into its summary, prints the best and the failed jobs, and makes the exit code tell; it also
+writes what the sweep varies (sweep.json, which names the job folders) and TensorBoard's
+HPARAMS experiment at the sweep folder (experiments/hparams.py)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -13,10 +16,35 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.records import write_record, write_summary
-from experiments.run_folder import JOB_FILE, first_line, is_multirun, is_rank_zero
+from experiments.records import load_records, write_record, write_summary
+from experiments.run_folder import JOB_FILE, first_line, is_multirun, is_rank_zero, write_json_atomic
 
 log = logging.getLogger(__name__)
+SWEEP_FILE = "sweep.json"
+
+
+def swept_keys(overrides: list[str], sweeper_params: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """What a sweep varies: each swept key with its ``values`` (a list, a range, a choice) or its
+    ``interval`` (an Optuna interval), from the command line's sweep overrides and the
+    sweeper's ``params`` (Optuna's search space)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import IntervalSweep
+
+    lines = [*(f"{k}={v}" for k, v in (sweeper_params or {}).items()), *overrides]
+    swept: dict[str, dict[str, Any]] = {}
+    for override in OverridesParser.create().parse_overrides(lines):
+        if not override.is_sweep_override():
+            continue
+        value = override.value()
+        if isinstance(value, IntervalSweep):
+            spec: dict[str, Any] = {"interval": [value.start, value.end], "log": "log" in value.tags}
+        else:
+            try:
+                spec = {"values": list(override.sweep_iterator())}
+            except Exception:  # noqa: BLE001 - glob() needs Hydra's config loader: values unknown
+                spec = {"values": []}
+        swept[override.key_or_group] = spec  # the command line wins over the config's params
+    return swept
 
 
 class SweepReport(Callback):
@@ -35,6 +63,11 @@ class SweepReport(Callback):
         storage = OmegaConf.select(config, "hydra.sweeper.storage", default=None)
         if isinstance(storage, str) and storage.startswith("sqlite:///"):
             Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        # Before any job starts: each job's folder is named by its values of these keys.
+        params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+        swept = swept_keys(list(config.hydra.overrides.task),
+                           OmegaConf.to_container(params, resolve=False) if params else None)
+        write_json_atomic(Path(config.hydra.sweep.dir) / SWEEP_FILE, {"swept": swept})
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.time()
@@ -72,6 +105,10 @@ class SweepReport(Callback):
         if not sweep_dir.is_dir():
             return
         rows = write_summary(sweep_dir)
+        try:
+            write_hparams_experiment(sweep_dir)
+        except (OSError, ValueError) as exc:  # the summary tables are written; say why this is not
+            log.warning("Could not write the sweep's TensorBoard hparams experiment: %s", exc)
         failed = [r for r in rows if r["status"] != "ok"]
         lines = [f"Sweep summary: {sweep_dir / 'summary.md'} ({len(rows)} jobs, {len(failed)} failed)"]
         if rows and rows[0]["status"] == "ok":
@@ -84,3 +121,40 @@ class SweepReport(Callback):
         print("\n".join(lines), flush=True)
         if failed:  # after the summary: scripts and CI see that not every job succeeded
             sys.exit(1)
+
+
+# Scalars that change every step or are settings, not results to compare runs by.
+NOT_COMPARED = ("train/loss_step", "train/lr")
+# TensorBoard shows one experiment summary for a whole logdir: opened on logs/, a sweep's is
+# the one shown, so it also lists the other task's metrics (after the sweep's own), so that
+# the runs of that task show theirs.
+TASK_METRICS = ("val/loss", "val/acc", "val/mse", "val/mae", "test/loss", "test/acc", "test/mse", "test/mae")
+
+
+def write_hparams_experiment(sweep_dir: Path) -> Path | None:
+    """TensorBoard's HPARAMS experiment at sweep_dir: the swept keys (of every sweep.json under
+    it: an Optuna study has one per invocation) first, the jobs' other hparams, every metric."""
+    import yaml
+
+    from experiments.hparams import HPARAMS_FILE, write_experiment
+
+    swept: dict[str, dict[str, Any]] = {}
+    for path in sorted(sweep_dir.rglob(SWEEP_FILE)):
+        for key, spec in json.loads(path.read_text())["swept"].items():
+            known = swept.setdefault(key, {**spec, "values": []})
+            known["values"] += [v for v in spec.get("values", []) if v not in known["values"]]
+    records = load_records(sweep_dir)
+    if not records:
+        return None
+    job_params = []
+    for record in records:
+        job = sweep_dir / record["dir"]
+        found = [p for p in (job / HPARAMS_FILE, job / "csv" / HPARAMS_FILE) if p.is_file()]
+        if found:
+            job_params.append(yaml.safe_load(found[0].read_text()) or {})
+    monitor = next((r["monitor"] for r in records if r.get("monitor")), None)
+    names = {m for r in records for m in (r.get("metrics") or {}) if "/" in m and not m.startswith("time/")}
+    order = {"val": 0, "test": 1, "train": 2}
+    metrics = sorted(names - set(NOT_COMPARED), key=lambda m: (m != monitor, order.get(m.split("/")[0], 3), m))
+    metrics += [m for m in TASK_METRICS if m not in metrics]
+    return write_experiment(sweep_dir, swept, job_params, metrics)

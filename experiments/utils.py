@@ -1,4 +1,4 @@
-"""Run helpers: quiet logs, the config tree, hparams for TensorBoard."""
+"""Run helpers: quiet logs, the config tree (hparams for TensorBoard: experiments/hparams.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,51 +98,6 @@ def print_config_tree(cfg: DictConfig, save_to: str | Path | None = None) -> Non
         Path(save_to).parent.mkdir(parents=True, exist_ok=True)
         with open(save_to, "w") as f:
             rich.print(tree, file=f)
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        elif value is None or isinstance(value, (bool, int, float, str)):
-            out[name] = "null" if value is None else value
-        else:
-            out[name] = str(value)
-    return out
-
-
-def hparams_of(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What the TensorBoard hparams view shows: the run's choices, not its paths."""
-    keep = {k: v for k, v in config.items() if k in ("model", "data", "trainer", "seed", "task_name", "tags")}
-    noise = ("_partial_", "default_root_dir", "enable_progress_bar", "enable_model_summary", "profiler._target_")
-    return {k: v for k, v in flatten(keep).items()
-            if not k.endswith(noise) and (not k.endswith("_target_") or k.count(".") <= 2)}
-
-
-def log_hparams(loggers, config: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-    """Fill TensorBoard's hparams view: the run's choices beside its final metrics.
-
-    The view reads each metric's value from the run's own scalars, so only the hparams
-    summary is written here (Lightning's ``log_hyperparams(params, metrics)`` would log every
-    metric again at step 0, putting a stray point at the start of each curve).
-    """
-    from lightning.pytorch.loggers import TensorBoardLogger
-    from torch.utils.tensorboard.summary import hparams
-
-    params = hparams_of(config)
-    shown = {k: v for k, v in metrics.items()
-             if k.startswith(("val/", "test/")) and isinstance(v, float) and math.isfinite(v)}
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            writer = logger.experiment._get_file_writer()
-            for summary in hparams(params, shown):
-                writer.add_summary(summary)
-            writer.flush()
-        else:
-            logger.log_hyperparams(params)
-        logger.save()
 
 
 def to_float(value: Any) -> float:

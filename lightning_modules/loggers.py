@@ -1,12 +1,15 @@
-"""Lightning's CSV logger, made safe to resume into the same folder."""
+"""Lightning's loggers as runs use them: the CSV logger made safe to resume into the same
+folder, and the TensorBoard logger without the ``epoch`` scalar and with the curves' layout."""
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from typing import Any
 
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 
 class ResumableCSVLogger(CSVLogger):
@@ -37,3 +40,34 @@ class ResumableCSVLogger(CSVLogger):
         writer = super().experiment  # removes the old file
         writer.metrics = kept + writer.metrics  # written back, in order, by the next save()
         return writer
+
+
+class DashboardTensorBoardLogger(TensorBoardLogger):
+    """Lightning's ``TensorBoardLogger`` for a dashboard that opens on the curves:
+
+    - no ``epoch`` scalar (Lightning adds one to every logged row; the x axis already says it);
+    - a custom scalars layout (the CUSTOM SCALARS page), written with the first validation
+      metrics, when the tags are known: one chart per metric that training and validation
+      both log (``loss``, ``accuracy`` for ``acc``, ``mse``/``mae``), train and val together.
+    """
+
+    CHART_TITLES = {"loss": "loss", "acc": "accuracy", "mse": "mse", "mae": "mae"}
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._layout_written = False
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        metrics = {k: v for k, v in metrics.items() if k != "epoch"}
+        if metrics:
+            super().log_metrics(metrics, step)
+        if not self._layout_written and any(k.startswith("val/") for k in metrics):
+            self.write_layout(metrics)
+
+    def write_layout(self, val_metrics: Mapping[str, Any]) -> None:
+        charts = [[title, ["Multiline", [f"^(train|val)/{name}$"]]]
+                  for name, title in self.CHART_TITLES.items() if f"val/{name}" in val_metrics]
+        if charts:
+            self.experiment.add_custom_scalars({"train vs val": dict(charts)})
+        self._layout_written = True
