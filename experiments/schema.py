@@ -157,6 +157,21 @@ class SGD:
 
 
 @dataclass
+class Adam:
+    lr: float = 1e-3
+    betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    amsgrad: bool = False
+    foreach: Optional[bool] = None
+    maximize: bool = False
+    capturable: bool = False
+    differentiable: bool = False
+    fused: Optional[bool] = None
+    decoupled_weight_decay: bool = False
+
+
+@dataclass
 class AdamW:
     lr: float = 1e-3
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
@@ -247,6 +262,7 @@ SCHEMAS: dict[str, type] = {
     "lightning_modules.nets.LinearRegressor": LinearRegressor,
     "lightning_modules.nets.TwoLayerNet": TwoLayerNet,
     "torch.optim.SGD": SGD,
+    "torch.optim.Adam": Adam,
     "torch.optim.AdamW": AdamW,
     "torch.optim.lr_scheduler.OneCycleLR": OneCycleLR,
     "datamodules.FashionMNISTDataModule": FashionMNISTDataModule,
@@ -258,6 +274,7 @@ SCHEMAS: dict[str, type] = {
 # Constructor arguments that the code passes, not the config (the params of a partial optimizer...).
 CODE_GIVES: dict[str, tuple[str, ...]] = {
     "torch.optim.SGD": ("params",),
+    "torch.optim.Adam": ("params",),
     "torch.optim.AdamW": ("params",),
     "torch.optim.lr_scheduler.OneCycleLR": ("optimizer",),
 }
