@@ -53,9 +53,11 @@ def device_overrides(device: str) -> list[str]:
     return ["trainer.accelerator=cpu"]
 
 
-def framework_epoch(overrides: list[str], workdir: str | os.PathLike, device: str = "cpu") -> dict[str, Any]:
-    """One epoch through ``experiments.pipeline.train`` in a ``RunFolder`` (callbacks, loggers,
-    checkpointing as configured, and the run folder's signal and NaN guards), as experiments/run.py
+def framework_epoch(overrides: list[str], workdir: str | os.PathLike, device: str = "cpu",
+                    epochs: int = 1) -> dict[str, Any]:
+    """One epoch (the last of ``epochs``: all are in ``EpochTimer.records``) through
+    ``experiments.pipeline.train`` in a ``RunFolder`` (callbacks, loggers, checkpointing as
+    configured, and the run folder's signal and NaN guards), as experiments/run.py
     runs it, timed in-process by :class:`benchmarks.timing.EpochTimer`. Console output (progress
     bar, model summary) is produced as usual but sent to a buffer."""
     from benchmarks.timing import EpochTimer
@@ -64,7 +66,7 @@ def framework_epoch(overrides: list[str], workdir: str | os.PathLike, device: st
 
     utils.quiet()
     out = tempfile.mkdtemp(prefix="fw-", dir=workdir)
-    cfg = compose_run([*overrides, *device_overrides(device), "trainer.max_epochs=1", "test=false",
+    cfg = compose_run([*overrides, *device_overrides(device), f"trainer.max_epochs={epochs}", "test=false",
                        f"paths.output_dir={out}", TIMER])
     EpochTimer.records.clear()
     sink = io.StringIO()

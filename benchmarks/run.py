@@ -1,14 +1,18 @@
-"""Benchmark suite: framework overhead, time to accuracy, start-up, scaling, torch.compile.
+"""Benchmark suite: framework overhead, time to accuracy, start-up, scaling, torch.compile, pictures.
 
     python benchmarks/run.py                          # everything (about 20 min on 2 CPU cores)
     python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
     python benchmarks/run.py --only overhead,startup --repeats 5
     python benchmarks/run.py --only tta --recipes fashion_fast
-    python benchmarks/run.py --device cuda --only overhead,tta,compile --no-markdown   # on a GPU machine
+    python benchmarks/run.py --only pictures          # the TensorBoard pictures' share of a run
+    python benchmarks/run.py --device cuda --only overhead,tta,compile   # on a GPU machine
+    python benchmarks/run.py --publish                # and update the published benchmarks/RESULTS.md
     make bench ARGS="--only overhead"
 
-Prints one rich table per section, writes every figure to benchmarks/results/<time>.json (and
-latest.json) and the tables, with the machine, to benchmarks/RESULTS.md.
+Prints one rich table per section and writes this run's figures and tables, with the machine, to
+a new pair of files, benchmarks/results/<time>.json and <time>.md. Only --publish (or
+--markdown-only) touches the published record: benchmarks/results/latest.json and
+benchmarks/RESULTS.md, where sections not run keep their last figures.
 Run it on a quiet machine: timings share the CPU with whatever else runs.
 """
 
@@ -32,7 +36,7 @@ from rich.table import Table  # noqa: E402
 
 from benchmarks.common import ROOT  # noqa: E402
 
-SECTIONS = ("overhead", "tta", "startup", "scaling", "compile")
+SECTIONS = ("overhead", "tta", "startup", "scaling", "compile", "pictures")
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 MARKDOWN = ROOT / "benchmarks" / "RESULTS.md"
 
@@ -104,27 +108,36 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("torch.compile: training step of the recipe's net, median",
                     ["recipe net", "batch", "eager ms", "compiled ms", "speedup", "first steps s",
                      "saved per run s", "pays"], rows))
+    if "pictures" in results:
+        rows = [[r["case"], r["overrides"], str(r["epochs"]), fmt(r["fit_s"]), fmt(r["epoch_s"], 3),
+                 fmt(r["drawings"], 0), fmt(r["pictures_s"]), fmt(r["share"], pct=True),
+                 fmt(1000 * r["per_drawing_s"], 0), fmt(1000 * r["graph_once_s"], 0), str(r["repeats"])]
+                for r in results["pictures"]]
+        out.append(("Pictures: the TensorBoard pictures' time in a run, validation pictures only, median",
+                    ["case", "config", "epochs", "training s", "epoch s", "pictures drawn", "pictures s",
+                     "share", "ms per picture", "graph once ms", "repeats"], rows))
     return out
 
 
-def to_markdown(results: dict, args: argparse.Namespace) -> str:
+def to_markdown(results: dict, args: argparse.Namespace, published: bool = False) -> str:
+    """The tables as markdown: of one run, or (``published``) of the record in RESULTS.md."""
     m = results["machine"]
     env = " ".join(f"{k}={v}" for k, v in results.get("env", {}).items())
     command = " ".join(x for x in (env, "python benchmarks/run.py", *results.get("argv", [])) if x)
     lines = [
         "# Benchmark results",
         "",
-        f"Latest run of `{command}`, {results['date']}.",
+        f"{'Latest run' if published else 'Run'} of `{command}`, {results['date']}.",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), GPU: {m['gpu']}; "
         f"Python {m['python']}, torch {m['torch']}, Lightning {m['lightning']}; device `{args.device}`.",
         "",
         *([f"Note: {results['note']}", ""] if results.get("note") else []),
-        "Regenerate: `make bench` (all sections, about 20 min) or `python benchmarks/run.py --only overhead,startup "
-        "--repeats 5`; every figure is also in `benchmarks/results/latest.json`.",
-        "",
+        *(["Regenerate: `python benchmarks/run.py --publish` (all sections, about 20 min) or `python benchmarks/run.py "
+           "--only overhead,startup --repeats 5 --publish`; every figure is also in `benchmarks/results/latest.json`.",
+           ""] if published else []),
     ]
-    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile"), SECTIONS))
+    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures"), SECTIONS))
     for title, header, rows in tables(results):
         section = next(v for k, v in names.items() if title.startswith(k))
         if section in results.get("carried", {}):
@@ -166,8 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="trainer.precision for the framework's time-to-accuracy runs, e.g. bf16-mixed (the plain baseline stays fp32)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the in-process sections (default: torch's, one per core)")
-    parser.add_argument("--no-markdown", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
-    parser.add_argument("--note", default=None, help="a line for RESULTS.md, e.g. what else ran on the machine")
+    parser.add_argument("--publish", action="store_true",
+                        help="also update the published record, benchmarks/RESULTS.md and results/latest.json "
+                             "(sections not run keep their figures there); without it only new files are written")
+    parser.add_argument("--note", default=None, help="a line for the tables, e.g. what else ran on the machine")
     parser.add_argument("--markdown-only", action="store_true",
                         help="rewrite benchmarks/RESULTS.md from results/latest.json (with --note), run nothing")
     args = parser.parse_args(argv)
@@ -177,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             results["note"] = args.note
             (RESULTS_DIR / "latest.json").write_text(json.dumps(results, indent=2, default=str))
         args.device = results.get("device", args.device)
-        MARKDOWN.write_text(to_markdown(results, args))
+        MARKDOWN.write_text(to_markdown(results, args, published=True))
         print(f"Markdown: {MARKDOWN}")
         return 0
 
@@ -230,26 +245,15 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import compile as compile_section
 
         results["compile"] = compile_section.run(device=args.device, log=log)
+    if "pictures" in sections:
+        from benchmarks import pictures
+
+        results["pictures"] = pictures.run(args.repeats or 1, args.device, log=log)
     results["bench_wall_s"] = time.perf_counter() - started
     ran = [s for s in SECTIONS if s in results]
     results["sections_run"] = ran
 
-    # Sections not run this time keep their last figures (with their date) in the markdown.
-    previous = RESULTS_DIR / "latest.json"
-    if previous.is_file():
-        try:
-            old = json.loads(previous.read_text())
-        except ValueError:
-            old = {}
-        old_carried = old.get("carried", {})
-        carried = {}
-        for section in SECTIONS:
-            if section not in ran and section in old:
-                results[section] = old[section]
-                carried[section] = old_carried.get(section, old.get("date"))
-        results["carried"] = carried
-
-    for title, header, rows in tables({k: v for k, v in results.items() if k not in results.get("carried", {})}):
+    for title, header, rows in tables(results):
         table = Table(title=title)
         for h in header:
             table.add_column(h, overflow="fold")
@@ -257,15 +261,39 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(*row)
         console.print(table)
 
+    # This run's own record: a new pair of files, whatever was run.
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    for path in (RESULTS_DIR / f"{stamp}.json", RESULTS_DIR / "latest.json"):
-        path.write_text(json.dumps(results, indent=2, default=str))
-    console.print(f"JSON: {RESULTS_DIR / f'{stamp}.json'}")
-    if not args.no_markdown:
-        MARKDOWN.write_text(to_markdown(results, args))
-        console.print(f"Markdown: {MARKDOWN}")
+    own, n = RESULTS_DIR / stamp, 1
+    while own.with_suffix(".json").exists():  # two runs in one second
+        own, n = RESULTS_DIR / f"{stamp}_{n}", n + 1
+    own.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
+    own.with_suffix(".md").write_text(to_markdown(results, args))
+    console.print(f"Results: {own.with_suffix('.json')} and {own.with_suffix('.md')}")
+    if args.publish:
+        publish(results, args)
+        console.print(f"Published: {MARKDOWN} and {RESULTS_DIR / 'latest.json'}")
     return 0
+
+
+def publish(results: dict, args: argparse.Namespace) -> None:
+    """Merge this run into the published record (latest.json, RESULTS.md): sections not run this
+    time keep their last figures, with their date."""
+    previous = RESULTS_DIR / "latest.json"
+    merged = dict(results)
+    if previous.is_file():
+        try:
+            old = json.loads(previous.read_text())
+        except ValueError:
+            old = {}
+        carried = {}
+        for section in SECTIONS:
+            if section not in results and section in old:
+                merged[section] = old[section]
+                carried[section] = old.get("carried", {}).get(section, old.get("date"))
+        merged["carried"] = carried
+    previous.write_text(json.dumps(merged, indent=2, default=str))
+    MARKDOWN.write_text(to_markdown(merged, args, published=True))
 
 
 if __name__ == "__main__":

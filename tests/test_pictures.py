@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from experiments.pipeline import train
 from lightning_modules import ClassificationModule
+from lightning_modules import pictures as pictures_module
 from lightning_modules.nets import MLP
 from lightning_modules.pictures import (ConfusionMatrixPicture, DecisionBoundary, ImagePredictionGrid, ModelGraph,
                                         RegressionFit)
@@ -164,3 +165,56 @@ def test_callbacks_none_keeps_the_checkpoints_and_drops_the_pictures(tmp_path):
     assert Path(metrics["best_model_path"]).name in ("epoch_000.ckpt", "epoch_001.ckpt")
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     assert not (tmp_path / "pictures").exists() and not events_of(tmp_path).Tags()["images"]
+
+
+def test_picture_budget_draws_the_first_and_last_validation_and_skips_the_rest(tmp_path):
+    # A share so small that no picture fits between two validations: only the ones always drawn.
+    train(compose_run(["experiment=xor", "trainer.max_epochs=4", "data.train_size=256",
+                       "callbacks.decision_boundary.max_share=1e-9", "callbacks.confusion_matrix.max_share=null"],
+                      tmp_path))
+    events = events_of(tmp_path)
+    assert [image.step for image in events.Images("val/decision_boundary")] == [2, 8]  # epochs 0 and 3
+    assert [image.step for image in events.Images("val/confusion_matrix")] == [2, 4, 6, 8]  # null: every one
+    assert len(events.Images("test/decision_boundary")) == 1
+
+
+def test_predictions_come_from_the_step_outputs_or_the_model():
+    model = ClassificationModule(MLP(input_shape=[2], hidden=[4], num_classes=3), torch.optim.SGD, num_classes=3)
+    x = torch.randn(5, 2)
+    given = torch.tensor([2, 2, 0, 1, 0])
+    assert torch.equal(pictures_module.predictions(model, {"loss": 0, "preds": given}, x, classes=True), given)
+    assert torch.equal(pictures_module.predictions(model, None, x, classes=True), model(x).argmax(-1))
+    binary = ClassificationModule(MLP(input_shape=[2], hidden=[4], num_classes=1), torch.optim.SGD, num_classes=2)
+    assert torch.equal(pictures_module.predictions(binary, None, x, classes=True), (binary(x)[:, 0] > 0).long())
+
+
+def test_benchmark_writes_a_new_record_and_publishes_only_when_asked(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks import pictures as picture_bench
+    from benchmarks import run as bench
+
+    row = {"case": "xor", "overrides": "experiment=xor", "epochs": 30, "repeats": 1, "fit_s": 10.0, "epoch_s": 0.3,
+           "drawings": 4, "pictures_s": 0.2, "share": 0.02, "per_drawing_s": 0.05, "graph_once_s": 0.03}
+    monkeypatch.setattr(picture_bench, "run", lambda *args, **kwargs: [row])
+    monkeypatch.setattr(bench, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(bench, "MARKDOWN", tmp_path / "RESULTS.md")
+    (tmp_path / "results").mkdir()
+    published = {"date": "2026-01-01T00:00:00", "machine": {}, "overhead": [], "startup": [
+        {"command": "python experiments/run.py --help", "wall_s": 3.0, "repeats": 3}]}
+    (tmp_path / "results" / "latest.json").write_text(json.dumps(published))
+
+    assert bench.main(["--only", "pictures", "--quick"]) == 0
+    own = sorted(p.name for p in (tmp_path / "results").iterdir() if p.name != "latest.json")
+    assert len(own) == 2 and own[0].endswith(".json") and own[1].endswith(".md"), own
+    assert "| xor | experiment=xor | 30 |" in (tmp_path / "results" / own[1]).read_text()
+    assert not (tmp_path / "RESULTS.md").exists()  # the published record is untouched
+    assert json.loads((tmp_path / "results" / "latest.json").read_text()) == published
+
+    assert bench.main(["--only", "pictures", "--publish"]) == 0
+    markdown = (tmp_path / "RESULTS.md").read_text()
+    assert "| xor | experiment=xor | 30 |" in markdown and "2.00%" in markdown
+    assert "Start-up: wall time of the command, median (from the run of 2026-01-01T00:00:00)" in markdown
+    latest = json.loads((tmp_path / "results" / "latest.json").read_text())
+    assert latest["pictures"] == [row] and latest["startup"] == published["startup"]
+    assert len(list((tmp_path / "results").glob("*.md"))) == 2  # the second run's own record too
