@@ -80,7 +80,7 @@ def framework_epoch(overrides: list[str], workdir: str | os.PathLike, device: st
     return record
 
 
-WARMUP = ["+trainer.limit_train_batches=5", "+trainer.limit_val_batches=2"]
+WARMUP = ["trainer.limit_train_batches=5", "trainer.limit_val_batches=2"]
 
 
 def framework_warmup(overrides: list[str], workdir: str | os.PathLike, device: str = "cpu") -> None:

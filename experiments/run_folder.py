@@ -376,7 +376,11 @@ class RunFolder:
             if saved:
                 lines.append(f"Resume with: {self.resume_command()}")
         elif status == "failed":
+            from experiments.command_line import explain
             from lightning_modules.guards import NonFiniteLoss
+
+            if not self.multirun and exc is not None and explain(exc) is not None:
+                return  # bad input: experiments/run.py prints it, in one paragraph
 
             lines = [f"Run failed: {first_line(exc) if exc else self.record.get('error')}"]
             if last.exists():
