@@ -1,98 +1,53 @@
-"""Callbacks: best and last checkpoints in one, a picture of predictions for TensorBoard, and an
-exponential moving average of the weights."""
+"""Callbacks: best and last checkpoints in one, and an exponential moving average of the weights
+(the TensorBoard pictures are in lightning_modules/pictures.py)."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from lightning import Callback, LightningModule, Trainer
+from functools import cached_property
+
+from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import EMAWeightAveraging as _LightningEMA
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.loggers import TensorBoardLogger
-from torchvision.utils import draw_bounding_boxes, make_grid
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` (the ``save_top_k`` best by ``monitor``) that also writes
-    ``last.ckpt`` at the end of every validated epoch, to resume from.
+    ``last.ckpt`` at the end of every validated epoch (every training epoch when there is no
+    validation), to resume from.
 
-    Lightning 2.6's ``save_last=True`` rewrites last.ckpt only in epochs that also save a top-k
-    checkpoint, so after the best epoch it goes stale; a second ModelCheckpoint just for it would
-    add its hooks to every training step. ``state_key`` is computed once, since Lightning formats
-    it into a label around each hook it calls (~6 a step).
+    Lightning 2.6's own ``save_last=True`` rewrites last.ckpt only in epochs that also save a
+    top-k checkpoint, so after the best epoch it goes stale; here it is written through
+    ``trainer.save_checkpoint``, so through the trainer's checkpoint IO (atomic in a run folder).
+    A second ModelCheckpoint just for it would add its hooks to every training step.
     """
 
     def __init__(self, *args, save_last: bool = True, **kwargs):
-        super().__init__(*args, save_last=save_last, **kwargs)
+        super().__init__(*args, save_last=False, **kwargs)  # last.ckpt is written below, every epoch
+        self.keep_last = bool(save_last)
+        self.last_saved_step: int | None = None
 
-    @property
+    # Lightning formats the state key into a label around each hook it calls (~6 a step);
+    # its inputs are fixed in __init__, so it is computed once.
+    @cached_property
     def state_key(self) -> str:
-        if "_state_key" not in self.__dict__:  # its inputs are fixed in __init__
-            self.__dict__["_state_key"] = super().state_key
-        return self.__dict__["_state_key"]
+        return super().state_key
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._keep_last(trainer)
+        self.save_last_checkpoint(trainer)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):  # no validation this epoch
-            self._keep_last(trainer)
+        self.save_last_checkpoint(trainer)  # skipped when this epoch's validation already wrote it
 
-    def _keep_last(self, trainer: Trainer) -> None:
-        # Skipped when this step was already saved: then the top-k save wrote last.ckpt too.
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-
-class ImagePredictionGrid(Callback):
-    """After each validation, log ``val/predictions``: the first ``num_images`` validation
-    images, each labelled with the predicted class — green when right, red with the true
-    class in brackets when wrong. Does nothing for non-image data or without TensorBoard."""
-
-    def __init__(self, num_images: int = 32, scale: int = 3, every_n_epochs: int = 1):
-        self.num_images = num_images
-        self.scale = scale
-        self.every_n_epochs = every_n_epochs
-        self.nrow, self.padding = 8, 2
-
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        dm = trainer.datamodule
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        splits = getattr(dm, "splits", {})
-        if (trainer.sanity_checking or not loggers or "val" not in splits
-                or splits["val"][0].ndim != 4 or trainer.current_epoch % self.every_n_epochs):
+    def save_last_checkpoint(self, trainer: Trainer) -> None:
+        if (not self.keep_last or trainer.sanity_checking or trainer.fast_dev_run
+                or trainer.state.fn != TrainerFn.FITTING or self.last_saved_step == trainer.global_step):
             return
-        images, targets = (t[: self.num_images] for t in splits["val"])
-        batch = dm.on_after_batch_transfer((images.to(pl_module.device), targets), 0)
-        with torch.no_grad():
-            logits = pl_module(batch[0])
-        preds = (logits.squeeze(-1) > 0).long() if logits.shape[-1] == 1 else logits.argmax(-1)
-        grid = self.grid(images, preds.cpu(), targets.cpu(), dm.class_names)
-        for logger in loggers:
-            logger.experiment.add_image("val/predictions", grid, global_step=trainer.global_step)
-
-    def grid(self, images, preds, targets, names) -> torch.Tensor:
-        """The images upscaled and tiled ``nrow`` to a row, each framed and labelled. All frames
-        are drawn in one call: a call per tile took 17 ms an epoch for 32 images, this 5 ms."""
-        names = names or [str(i) for i in range(int(max(preds.max(), targets.max())) + 1)]
-        up = F.interpolate(images.float(), scale_factor=self.scale, mode="nearest").to(torch.uint8)
-        if up.shape[1] == 1:
-            up = up.expand(-1, 3, -1, -1)
-        grid = make_grid(up, nrow=self.nrow, padding=self.padding)
-        h, w = up.shape[-2:]
-        i = torch.arange(len(up))
-        x0 = (i % self.nrow) * (w + self.padding) + self.padding
-        y0 = (i // self.nrow) * (h + self.padding) + self.padding
-        boxes = torch.stack([x0, y0, x0 + w - 1, y0 + h - 1], dim=1)
-        right = (preds == targets).tolist()
-        labels = [names[p] if ok else f"{names[p]} ({names[t]})"
-                  for p, t, ok in zip(preds.tolist(), targets.tolist(), right)]
-        colors = ["lime" if ok else "red" for ok in right]
-        return draw_bounding_boxes(grid, boxes, labels=labels, colors=colors)
+        self.last_model_path = self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST)  # before: it is saved
+        trainer.save_checkpoint(self.last_model_path, weights_only=self.save_weights_only)
+        self.last_saved_step = trainer.global_step
 
 
 class EMAWeightAveraging(_LightningEMA):

@@ -12,30 +12,32 @@ class ClassificationModule(TaskModule):
     """Classification with cross-entropy; with ``num_classes=2`` the net gives one logit
     and the loss is ``BCEWithLogits`` (the XOR tutorial's setting).
 
-    Logs ``{train,val,test}/loss`` and ``/acc``, and ``val/acc_best``.
+    Logs ``{train,val,test}/loss`` and ``/acc``, ``train/loss_step`` and ``val/acc_best``.
     """
 
     accepted_targets = frozenset({"binary", "multiclass"})
     default_monitor = ("val/acc", "max")
 
     def __init__(self, net, optimizer, scheduler=None, num_classes: int = 10, label_smoothing: float = 0.0,
-                 scheduler_interval: str = "epoch", compile: bool = False):
-        super().__init__(net, optimizer, scheduler, scheduler_interval, compile)
+                 scheduler_interval: str = "epoch", torch_compile: bool = False):
+        super().__init__(net, optimizer, scheduler, scheduler_interval, torch_compile)
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.binary = num_classes == 2
         self.num_outputs = 1 if self.binary else num_classes
         self.label_smoothing = label_smoothing
+        # validate_args=False: the argument checks look at every value of every batch.
         metric = dict(task="binary") if self.binary else dict(task="multiclass", num_classes=num_classes)
-        self.train_acc = Accuracy(**metric)
-        self.val_acc = Accuracy(**metric)
-        self.test_acc = Accuracy(**metric)
+        self.train_acc = Accuracy(**metric, validate_args=False)
+        self.val_acc = Accuracy(**metric, validate_args=False)
+        self.test_acc = Accuracy(**metric, validate_args=False)
         # In the state_dict, so that a resumed run's val/acc_best is the best over all its epochs.
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)
 
-    def loss_and_preds(self, logits: torch.Tensor, y: torch.Tensor):
+    def loss_and_preds(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and the predicted class indices."""
         if self.binary:
             logits = logits.squeeze(-1)
             target = y.float()
@@ -45,41 +47,30 @@ class ClassificationModule(TaskModule):
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         return loss, logits.argmax(dim=-1)
 
-    def _step(self, batch, stage: str):
+    def step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         loss, preds = self.loss_and_preds(self(x), y)
-        self._log_loss(stage, loss, len(y))
-        if stage == "train":  # a running count, logged at epoch end (see TaskModule._accumulate)
-            self._accumulate("train/acc", (preds == y).sum(), len(y))
-            return loss
-        metric = getattr(self, f"{stage}_acc")
-        metric.update(preds, y)
-        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        self.log_loss(stage, loss, len(y))
+        accuracy = getattr(self, f"{stage}_acc")
+        accuracy.update(preds, y)
+        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        return loss, preds
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
-    def predict_step(self, batch, batch_idx):
-        logits = self(batch[0])
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities, one column per class (two for a binary task)."""
+        logits = self(x)
         if self.binary:
             p1 = torch.sigmoid(logits.squeeze(-1))
             return torch.stack([1 - p1, p1], dim=-1)
         return logits.softmax(dim=-1)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.val_acc_best(self.val_acc.compute())
+            self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def on_load_checkpoint(self, checkpoint) -> None:
         super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("state_dict", {})
         for key, value in self.val_acc_best.state_dict(prefix="val_acc_best.").items():
             state.setdefault(key, value)  # checkpoints written before val_acc_best was saved
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self.val_acc_best(self.val_acc.compute())
-            self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
@@ -10,50 +11,39 @@ LOSSES = {
     "mse": lambda: nn.MSELoss(),
     "sse": lambda: nn.MSELoss(reduction="sum"),  # sum of squares, as in the classic 'fit random data' example
 }
+# The error metrics logged beside each loss: not the one the loss already is.
+METRICS = {"l1": ("mse",), "mse": ("mae",), "sse": ("mse", "mae")}
 
 
 class RegressionModule(TaskModule):
-    """Regression with an L1, MSE or sum-of-squares loss; logs ``{stage}/loss``, ``/mse``, ``/mae``."""
+    """Regression with an L1, MSE or sum-of-squares loss; logs ``{train,val,test}/loss``,
+    ``train/loss_step``, and ``/mse`` and ``/mae`` except the one equal to the loss."""
 
     accepted_targets = frozenset({"regression"})
     default_monitor = ("val/loss", "min")
 
     def __init__(self, net, optimizer, scheduler=None, loss: str = "l1", scheduler_interval: str = "epoch",
-                 compile: bool = False):
-        super().__init__(net, optimizer, scheduler, scheduler_interval, compile)
+                 torch_compile: bool = False):
+        super().__init__(net, optimizer, scheduler, scheduler_interval, torch_compile)
         if loss not in LOSSES:
             raise ValueError(f"model.loss={loss!r} is unknown; allowed: {sorted(LOSSES)}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.criterion = LOSSES[loss]()
         self.num_outputs = None  # any width: checked against the data's target_dim
+        self.metric_names = METRICS[loss]
+        kinds = {"mse": MeanSquaredError, "mae": MeanAbsoluteError}
         for stage in ("train", "val", "test"):
-            setattr(self, f"{stage}_mse", MeanSquaredError())
-            setattr(self, f"{stage}_mae", MeanAbsoluteError())
+            for name in self.metric_names:
+                setattr(self, f"{stage}_{name}", kinds[name]())
 
-    def _step(self, batch, stage: str):
+    def step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
-        pred = self(x)
-        loss = self.criterion(pred, y)
-        self._log_loss(stage, loss, len(y))
-        if stage == "train":  # running sums, logged at epoch end (see TaskModule._accumulate)
-            err = pred.detach() - y
-            self._accumulate("train/mse", err.square().sum(), err.numel())
-            self._accumulate("train/mae", err.abs().sum(), err.numel())
-            return loss
-        for name in ("mse", "mae"):
+        preds = self(x)
+        loss = self.criterion(preds, y)
+        self.log_loss(stage, loss, len(y))
+        preds = preds.detach()
+        for name in self.metric_names:
             metric = getattr(self, f"{stage}_{name}")
-            metric.update(pred.detach(), y)
+            metric.update(preds, y)
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True)
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
-    def predict_step(self, batch, batch_idx):
-        return self(batch[0])
+        return loss, preds

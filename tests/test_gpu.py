@@ -52,7 +52,7 @@ def test_recipe_trains_on_the_gpu_and_its_checkpoint_evaluates_on_the_cpu(recipe
     assert DeviceProbe.seen == {"data": {"cuda"}, "batch": {"cuda"}, "weights": {"cuda"},
                                 "batch_dtype": {"torch.float32"}}
     assert metrics["test/acc"] > 0.3, metrics  # 10 classes: it learned
-    assert metrics["train/loss_epoch"] < 2.3
+    assert metrics["train/loss"] < 2.3
 
     checkpoint = torch.load(metrics["best_model_path"], map_location="cpu", weights_only=True)
     assert all(t.device.type == "cpu" for t in checkpoint["state_dict"].values())

@@ -114,7 +114,7 @@ def test_same_seed_gives_same_metrics_as_a_single_run(grid, tmp_path):
     row = next(r for r in read_summary(sweep) if {"model.optimizer.lr=3.0", "seed=2"} <= set(r["overrides"].split()))
     cli(*FAST_XOR, "model.optimizer.lr=3.0", "seed=2", f"hydra.run.dir={tmp_path / 'single'}", logs=tmp_path)
     single, in_sweep = tb_scalars(tmp_path / "single"), tb_scalars(sweep / row["dir"])
-    for metric in ("train/loss_epoch", "val/loss", "val/acc", "test/loss", "test/acc"):
+    for metric in ("train/loss", "val/loss", "val/acc", "test/loss", "test/acc"):
         assert single[metric] == in_sweep[metric], metric
 
 
