@@ -1,13 +1,12 @@
 """Checks that run before anything is built, so that bad input fails in a second with one
 paragraph naming the key, the bad value and what is allowed.
 
-- ``check_command_line``: run by each script before Hydra starts (so no run folder is made and
-  nothing heavy is imported): composes the config as Hydra will and checks it.
 - ``validate_config``: the composed config against the schemas (experiments/schema.py) and
   the values no type can express (lr > 0, epochs >= 1, devices this machine has, a monitored
-  metric the task logs). Also run inside each job, where a multirun's bad value is a failed row.
+  metric the task logs). experiments/command_line.py runs it before Hydra starts (no run folder,
+  no torch import); the pipeline runs it again in each job, where a sweep's bad value is a
+  failed row and a resume's bad value a failed attempt in its record.
 - ``check_pairing``: the built model against the built data (needs torch).
-- ``one_paragraph_errors``: what a script prints for bad input that is only found later.
 """
 
 from __future__ import annotations
@@ -15,9 +14,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import sys
 import typing
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 

@@ -75,6 +75,11 @@ def compose(config_name: str, args: list[str]) -> DictConfig | None:
         try:
             return hydra_compose(config_name, overrides=plain)
         except HydraException as error:
+            present = re.search(r"An item is already at '([^']+)'", str(error))
+            if present:  # `+key=value` for a key the config has (the trainer's limit_*_batches...)
+                given = next((o for o in plain if o.lstrip("+").split("=", 1)[0] == present.group(1)), present.group(1))
+                raise ConfigError(f"{given}: {present.group(1)} is already a setting, so it takes no +: "
+                                  f"{given.lstrip('+')}") from None
             missing = re.search(r"Could not override '([^']+)'", str(error))
             if missing:  # a key the config lacks: name the close match, not Hydra's `+` advice
                 key = missing.group(1)

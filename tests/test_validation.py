@@ -37,6 +37,7 @@ BAD_VALUES = [
     (["model=xor", "data=xor", "model.net.num_hidden=2.5"], "model.net.num_hidden=2.5 is not allowed"),
     (["model=linear", "data=regression", "monitor.metric=val/mae"], "monitor.metric=val/mae is not allowed"),
     (["train=false", "test=false"], "train=false and test=false: nothing to do"),
+    (["+trainer.max_steps=5"], "+trainer.max_steps=5: trainer.max_steps is already a setting, so it takes no +"),
     (["model=resnet9000"], "Could not find 'model/resnet9000'"),  # Hydra's own message
 ]
 
@@ -157,7 +158,7 @@ def options(group):
 
 
 # A model for each data option and data for each model option, so every config is built in a pairing that works.
-DATA_FOR = {"linear": "regression", "two_layer": "regression", "xor": "xor"}
+DATA_FOR = {"linear": "regression", "two_layer": "regression", "two_layer_manual": "regression", "xor": "xor"}
 MODEL_FOR = {"regression": "linear", "xor": "xor"}
 PAIRS = ([("model", m, [f"model={m}", f"data={DATA_FOR.get(m, 'fashion')}"]) for m in options("model")]
          + [("data", d, [f"data={d}", f"model={MODEL_FOR.get(d, 'cnn')}"]) for d in options("data")]
