@@ -50,10 +50,10 @@ def logs(tmp_path_factory, fake_fashion_dir) -> Path:
     fashion = [f"data.debian_dir={fake_fashion_dir}", f"data.data_dir={logs.parent / 'data'}",
                "data.val_size=100", "data.download=false"]
     procs = {
-        "xor": _train(logs, ["model=xor", "data=xor", "trainer.max_epochs=3"]),
-        "linear": _train(logs, ["model=linear", "data=regression", "trainer.max_epochs=3"]),
-        "fashion": _train(logs, ["model=mlp", "data=fashion", "trainer.max_epochs=2", *fashion]),
-        "sweep": _train(logs, ["-m", "model=xor", "data=xor", "trainer.max_epochs=2",
+        "xor": _train(logs, ["model=xor", "data=xor", "trainer.max_epochs=2"]),
+        "linear": _train(logs, ["model=linear", "data=regression", "trainer.max_epochs=2"]),
+        "fashion": _train(logs, ["model=mlp", "data=fashion", "trainer.max_epochs=1", *fashion]),
+        "sweep": _train(logs, ["-m", "model=xor", "data=xor", "trainer.max_epochs=1",
                                *(f"{key}={','.join(values)}" for key, values in SWEEP.items())]),
     }
     try:
