@@ -403,12 +403,14 @@ class ConfusionMatrixPicture(StagePicture):
         confmat = multiclass_confusion_matrix(preds, targets, num_classes=count)
         per_class = confmat.diag() / confmat.sum(1).clamp_min(1)
         accuracy = confmat.diag().sum() / confmat.sum()
-        side = max(4.0, 1.6 + 0.55 * count)
-        fig, ax = figure(side + 0.6, side, margins=(1.9 / (side + 0.6), 1.3 / side, 0.98, 1 - 0.45 / side))
-        plot_confusion_matrix(confmat, ax=ax, labels=names)
-        for text in ax.texts:  # the counts, sized to fit a cell
+        side = min(max(4.5, 1.8 + 0.55 * count), 12.0)  # cells of 0.55 in, up to 19 classes
+        fig, ax = figure(side + 0.6, side, margins=(1.9 / (side + 0.6), 1.15 / side, 0.98, 1 - 0.45 / side))
+        plot_confusion_matrix(confmat, ax=ax, labels=names, add_text=count <= 20)  # counts, where they fit
+        for text in ax.texts:
             text.set_fontsize(10 if count > 5 else 14)
-        ax.set_yticklabels([f"{n}  {a:.0%}" for n, a in zip(names, per_class.tolist())], rotation=0, fontsize=10)
+        ax.set_yticklabels([f"{n}  {a:.0%}" for n, a in zip(names, per_class.tolist())], rotation=0,
+                           fontsize=10 if count <= 20 else 6)
+        ax.tick_params(axis="x", labelsize=10 if count <= 20 else 6)
         ax.set_ylabel("true class (its accuracy)", fontsize=11)
         ax.set_xlabel("predicted class", fontsize=11)
         ax.set_title(title(stage, trainer, f"accuracy {accuracy:.1%}"), fontsize=12)
