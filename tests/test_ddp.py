@@ -34,9 +34,9 @@ def assert_one_ddp_run(run_dir):
 @pytest.mark.slow
 def test_ddp_cpu_trains_xor_into_one_folder(tmp_path):
     cli(*DDP_XOR, logs=tmp_path)
-    runs = list((tmp_path / "xor" / "runs").iterdir())
+    runs = list((tmp_path / "train" / "runs").iterdir())
     assert len(runs) == 1, f"DDP made {len(runs)} run folders: {runs}"
-    assert [p.name for p in tmp_path.iterdir()] == ["xor"] and [p.name for p in (tmp_path / "xor").iterdir()] == ["runs"]
+    assert [p.name for p in tmp_path.iterdir()] == ["train"] and [p.name for p in (tmp_path / "train").iterdir()] == ["runs"]
     scalars = assert_one_ddp_run(runs[0])
     assert scalars["val/acc"] == 1.0 and scalars["test/acc"] == 1.0
 
@@ -46,12 +46,12 @@ def test_ddp_cpu_inside_a_multirun_gives_one_folder_per_job(tmp_path):
     sweep = tmp_path / "sweep"
     cli("-m", *DDP_XOR, "seed=1,2", f"hydra.sweep.dir={sweep}", logs=tmp_path)
     jobs = job_dirs(sweep)
-    assert [j.name for j in jobs] == ["0", "1"]
-    assert not (tmp_path / "xor").exists(), "a rank re-ran the script and made its own folder"
+    assert [j.name for j in jobs] == ["0_seed=1", "1_seed=2"]
+    assert not (tmp_path / "train").exists(), "a rank re-ran the script and made its own folder"
     for job in jobs:
         assert {p.parent for p in job.rglob("events.out.tfevents.*")} == {job}
         assert len(list((job / "checkpoints").iterdir())) == 2
-        assert "GLOBAL_RANK: 1, MEMBER: 2/2" in (job / "xor.log").read_text()
+        assert "GLOBAL_RANK: 1, MEMBER: 2/2" in (job / "train.log").read_text()
     rows = read_summary(sweep)
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert all(float(r["val/acc"]) >= 0.99 for r in rows)
@@ -61,7 +61,7 @@ def test_ddp_cpu_inside_a_multirun_gives_one_folder_per_job(tmp_path):
 def test_ddp_spawn_as_on_gpus_keeps_one_folder(tmp_path):
     """trainer=ddp (GPUs) starts its ranks with spawn; the same path on the CPU."""
     cli(*DDP_XOR, "trainer.strategy.start_method=spawn", logs=tmp_path)
-    runs = list((tmp_path / "xor" / "runs").iterdir())
+    runs = list((tmp_path / "train" / "runs").iterdir())
     assert len(runs) == 1, f"DDP made {len(runs)} run folders: {runs}"
     scalars = assert_one_ddp_run(runs[0])
     assert scalars["test/acc"] == 1.0
@@ -72,7 +72,7 @@ def test_every_rank_running_the_pipeline_keeps_one_folder(tmp_path):
     """Under SLURM (trainer=ddp_slurm) every task runs the whole pipeline as one rank; the
     `popen` start method does the same on one machine: only rank 0 prints and writes."""
     cli(*DDP_XOR, "trainer.strategy.start_method=popen", logs=tmp_path)
-    runs = list((tmp_path / "xor" / "runs").iterdir())
+    runs = list((tmp_path / "train" / "runs").iterdir())
     assert len(runs) == 1, f"DDP made {len(runs)} run folders: {runs}"
     scalars = assert_one_ddp_run(runs[0])
     assert scalars["test/acc"] == 1.0

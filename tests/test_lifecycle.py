@@ -42,7 +42,7 @@ def cli(*args: str, logs: Path, expect: int = 0) -> subprocess.CompletedProcess:
     return proc
 
 
-def runs(logs: Path, task: str = "xor") -> list[Path]:
+def runs(logs: Path, task: str = "train") -> list[Path]:
     return sorted((logs / task / "runs").iterdir())
 
 
@@ -233,8 +233,8 @@ def test_sweep_exits_nonzero_when_jobs_fail_and_stops_on_sigterm(tmp_path):
                                             tmp_path, signal.SIGTERM)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
     summary = (sweep / "summary.csv").read_text()
-    assert ",interrupted," in summary and not (sweep / "1").exists(), "the sweep stops at the signal"
-    assert f"Resume with: python experiments/run.py resume={sweep / '0'}" in stopped.stderr
+    assert ",interrupted," in summary and not list(sweep.glob("1_*")), "the sweep stops at the signal"
+    assert f"Resume with: python experiments/run.py resume={sweep / '0_seed=1'}" in stopped.stderr
 
 
 @pytest.mark.slow

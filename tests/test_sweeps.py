@@ -36,7 +36,20 @@ def read_summary(folder: Path) -> list[dict[str, str]]:
 
 
 def job_dirs(sweep: Path) -> list[Path]:
-    return sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    """A sweep's job folders (<num> or <num>_<swept values>), in job order."""
+    jobs = [p for p in sweep.iterdir() if p.is_dir() and p.name.split("_", 1)[0].isdigit()]
+    return sorted(jobs, key=lambda p: int(p.name.split("_", 1)[0]))
+
+
+def job_dir(sweep: Path, num: int) -> Path:
+    (found,) = [p for p in job_dirs(sweep) if p.name.split("_", 1)[0] == str(num)]
+    return found
+
+
+def tb_runs(root: Path) -> set[Path]:
+    """The folders of TensorBoard runs with scalars under root (a sweep's own folder holds only
+    its hparams experiment, experiments/hparams.py)."""
+    return {p.parent for p in root.rglob("events.out.tfevents.*") if not p.name.endswith(".sweep_hparams")}
 
 
 def tb_scalars(run_dir: Path) -> dict[str, float]:
@@ -73,9 +86,9 @@ def grid(tmp_path_factory):
 def test_grid_gives_one_folder_and_tensorboard_run_per_job(grid):
     sweep, _ = grid
     jobs = job_dirs(sweep)
-    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
-    tb_runs = {p.parent for p in sweep.rglob("events.out.tfevents.*")}
-    assert tb_runs == set(jobs), "each job, and only a job, is one TensorBoard run"
+    assert [j.name for j in jobs] == ["0_lr=1.0,seed=1", "1_lr=1.0,seed=2", "2_lr=3.0,seed=1", "3_lr=3.0,seed=2"], \
+        "a job's folder names its swept values"
+    assert tb_runs(sweep) == set(jobs), "each job, and only a job, is one TensorBoard run"
     swept = set()
     for job in jobs:
         assert list((job / "checkpoints").glob("epoch_*.ckpt")), f"{job} has no checkpoint"
@@ -89,7 +102,7 @@ def test_grid_gives_one_folder_and_tensorboard_run_per_job(grid):
 def test_grid_summary_matches_each_jobs_own_logs(grid):
     sweep, proc = grid
     rows = read_summary(sweep)
-    assert len(rows) == 4 and {r["dir"] for r in rows} == {"0", "1", "2", "3"}
+    assert len(rows) == 4 and {r["dir"] for r in rows} == {j.name for j in job_dirs(sweep)}
     assert all(r["status"] == "ok" and r["monitor"] == "val/loss" for r in rows)
     objectives = [float(r["objective"]) for r in rows]
     assert objectives == sorted(objectives), "best (lowest val/loss) first"
@@ -106,6 +119,29 @@ def test_grid_summary_matches_each_jobs_own_logs(grid):
     assert md.count("| ok |") == 4 and "model.optimizer.lr=3.0 seed=2" in md
     best = sweep / rows[0]["dir"]
     assert f"Best job: {best}" in proc.stdout
+
+
+@pytest.mark.slow
+def test_grid_writes_an_hparams_experiment_with_the_swept_keys_first(grid):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    sweep, _ = grid
+    acc = EventAccumulator(str(sweep))  # the sweep folder's own events, not its jobs'
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/experiment"]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    infos = list(experiment.hparam_infos)
+    swept = {i.name: [v.number_value for v in i.domain_discrete.values] for i in infos[:2]}
+    assert swept == {"model.optimizer.lr": [1.0, 3.0], "seed": [1.0, 2.0]}, "the swept keys, with their values, first"
+    assert all(i.differs for i in infos[:2]) and not any(i.differs for i in infos[2:]), \
+        "TensorBoard sorts the keys that differ first"
+    names = {i.name for i in infos}
+    assert {"experiment", "model", "data", "data.train_size", "trainer.max_epochs"} <= names
+    assert not [n for n in names if "_target_" in n or n.startswith(("paths", "tags"))], names
+    metrics = [m.name.tag for m in experiment.metric_infos]
+    assert metrics[0] == "val/loss" and {"val/acc", "val/acc_best", "test/loss", "test/acc"} <= set(metrics), \
+        "the monitored metric first, then every metric the jobs logged"
 
 
 @pytest.mark.slow
@@ -126,11 +162,11 @@ def test_failed_job_is_a_row_and_the_sweep_goes_on_then_exits_1(tmp_path):
     rows = read_summary(sweep)
     assert [(r["dir"], r["status"]) for r in rows] == [("1", "ok"), ("0", "failed")]
     ok, failed = rows
-    assert float(ok["test/acc"]) > 0 and list((sweep / "1" / "checkpoints").glob("*.ckpt"))
+    assert float(ok["test/acc"]) > 0 and list((sweep / ok["dir"] / "checkpoints").glob("*.ckpt"))
     assert "ValueError: batch_size must be >= 1, got 0" == failed["error"]
     assert failed["objective"] == "" and failed["test/acc"] == ""
     assert "failed: ValueError: batch_size must be >= 1, got 0" in (sweep / "summary.md").read_text()
-    assert "1 failed" in proc.stdout and f"Failed job: {sweep / '0'}" in proc.stdout
+    assert "1 failed" in proc.stdout and f"Failed job: {sweep / '0_batch_size=0'}" in proc.stdout
 
 
 @pytest.mark.slow
@@ -139,7 +175,7 @@ def test_optuna_search_continues_its_study(tmp_path):
 
     search = ["-m", "hparams_search=xor", "trainer.max_epochs=2", "hydra.sweeper.study_name=cont"]
     cli(*search, "hydra.sweeper.n_trials=3", logs=tmp_path)
-    study_dir = tmp_path / "xor_search" / "optuna" / "cont"
+    study_dir = tmp_path / "train" / "optuna" / "cont"
     assert len(read_summary(study_dir)) == 3
     cli(*search, "hydra.sweeper.n_trials=2", logs=tmp_path)  # the same command, 2 more trials
 
@@ -166,7 +202,7 @@ def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
     # batch_size 0 fails in the data module; the seeded sampler draws both values in 4 trials.
     cli("-m", "hparams_search=xor", "trainer.max_epochs=2", "hydra.sweeper.study_name=fail",
         "hydra.sweeper.n_trials=4", "data.batch_size=choice(0,64)", logs=tmp_path, expect=1)
-    study_dir = tmp_path / "xor_search" / "optuna" / "fail"
+    study_dir = tmp_path / "train" / "optuna" / "fail"
     study = optuna.load_study(study_name="fail", storage=f"sqlite:///{study_dir / 'study.db'}")
     states = {t.params["data.batch_size"]: t.state for t in study.trials}
     assert states == {0: optuna.trial.TrialState.FAIL, 64: optuna.trial.TrialState.COMPLETE}, \
