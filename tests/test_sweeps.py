@@ -160,7 +160,7 @@ def test_failed_job_is_a_row_and_the_sweep_goes_on_then_exits_1(tmp_path):
     proc = cli("-m", *FAST_XOR, "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1",
                "data.batch_size=0,32", f"hydra.sweep.dir={sweep}", logs=tmp_path, expect=1)
     rows = read_summary(sweep)
-    assert [(r["dir"], r["status"]) for r in rows] == [("1", "ok"), ("0", "failed")]
+    assert [(r["dir"], r["status"]) for r in rows] == [("1_batch_size=32", "ok"), ("0_batch_size=0", "failed")]
     ok, failed = rows
     assert float(ok["test/acc"]) > 0 and list((sweep / ok["dir"] / "checkpoints").glob("*.ckpt"))
     assert "ValueError: batch_size must be >= 1, got 0" == failed["error"]
