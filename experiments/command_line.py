@@ -162,11 +162,13 @@ def explain(exc: BaseException) -> str | None:
     """The one-paragraph message of an error caused by bad input; None for anything else (a bug)."""
     from hydra.errors import InstantiationException
 
-    cause = exc
-    while cause.__cause__ is not None and not isinstance(cause, ConfigError):
-        cause = cause.__cause__
-    if isinstance(cause, ConfigError) or type(cause).__name__ == "FashionMNISTUnavailable":
-        return str(cause)
+    chain = [exc]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    for error in chain:  # by name: importing datamodules (torchvision) just to compare is not worth it
+        if isinstance(error, ConfigError) or type(error).__name__ == "FashionMNISTUnavailable":
+            return str(error)
+    cause = chain[-1]
     if isinstance(exc, InstantiationException) and isinstance(cause, (ValueError, TypeError)):
         key = re.search(r"full_key: (\S+)", str(exc))
         target = re.search(r"target '([^']+)'", str(exc))

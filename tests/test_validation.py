@@ -117,6 +117,16 @@ def test_a_model_that_cannot_take_the_data_leaves_no_folder(tmp_path):
     assert not [p for p in (tmp_path / "logs").rglob("*") if p.is_dir() and (p / ".hydra").is_dir()], "no run folder"
 
 
+def test_missing_data_is_told_whole_and_leaves_no_folder(tmp_path):
+    proc = script("run.py", "model=mlp", "data=fashion", f"data.data_dir={tmp_path / 'data'}", "data.download=false",
+                  f"data.debian_dir={tmp_path / 'nowhere'}", tmp_path=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert (f"Fashion-MNIST is not in {tmp_path / 'data' / 'FashionMNIST' / 'raw'} and data.download=false. Get it one "
+            "of two ways: offline, apt-get install dataset-fashion-mnist") in proc.stderr
+    assert "data.download=true and torchvision downloads it" in proc.stderr
+    assert not [p for p in (tmp_path / "logs").rglob(".hydra")], "no run folder"
+
+
 def test_predict_names_the_splits(tmp_path):
     ckpt = fake_checkpoint(tmp_path, {})
     proc = script("predict.py", f"ckpt_path={ckpt}", "split=validation", tmp_path=tmp_path)
@@ -140,6 +150,9 @@ def test_offline_download_message_is_complete_and_does_not_advise_download(tmp_p
     assert "downloading it failed (RuntimeError: Error downloading" in message and "Temporary failure" in message
     assert "apt-get install dataset-fashion-mnist" in message and str(tmp_path / "data" / "FashionMNIST" / "raw") in message
     assert "data.download=true" not in message
+    from experiments.command_line import explain
+
+    assert explain(err.value) == message, "the scripts print it whole, without a traceback"
 
 
 # ---------------------------------------------------------------- the schemas and the configs
