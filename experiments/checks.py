@@ -168,7 +168,8 @@ def logged_during_fit(model: DictConfig) -> set[str] | None:
     if kind == "classification":
         return {"train/loss", "train/loss_step", "train/acc", "train/lr", "val/loss", "val/acc", "val/acc_best"}
     if kind == "regression":
-        same_as_loss = {"l1": "mae", "mse": "mse"}.get(str(model.get("loss", "l1")))
+        loss = model.get("loss", "sse" if str(model.get("_target_")).endswith("ManualBackpropRegression") else "l1")
+        same_as_loss = {"l1": "mae", "mse": "mse"}.get(str(loss))
         return {"train/loss", "train/loss_step", "train/lr", "val/loss"} | {
             f"{stage}/{name}" for stage in ("train", "val") for name in ("mse", "mae") if name != same_as_loss}
     return None  # a task module the project does not know: not checked
@@ -176,7 +177,8 @@ def logged_during_fit(model: DictConfig) -> set[str] | None:
 
 def task_kind(target: str) -> str | None:
     known = {"lightning_modules.ClassificationModule": "classification",
-             "lightning_modules.RegressionModule": "regression"}
+             "lightning_modules.RegressionModule": "regression",
+             "lightning_modules.ManualBackpropRegression": "regression"}
     if target in known or not target.startswith("lightning_modules."):
         return known.get(target)
     from hydra.utils import get_class  # another task module of this project: import it to see

@@ -227,12 +227,14 @@ def test_help_lists_only_what_the_script_takes(config_name, groups, tmp_path):
 
 
 @pytest.mark.parametrize("overrides", [["experiment=xor"], ["model=linear", "data=regression"],
-                                       ["model=linear", "data=regression", "model.loss=mse"]])
+                                       ["model=linear", "data=regression", "model.loss=mse"],
+                                       ["experiment=two_layer_manual"]])
 def test_monitorable_metrics_are_those_a_fit_logs(overrides, tmp_path):
     from experiments.pipeline import build, make_trainer
 
     cfg = compose_run([*overrides, "trainer.max_epochs=1", "test=false", "logger=none", "callbacks=none",
-                       "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"], tmp_path)
+                       "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.check_val_every_n_epoch=1"],
+                      tmp_path)
     model, datamodule = build(cfg)
     trainer = make_trainer(cfg)
     trainer.fit(model, datamodule=datamodule)
