@@ -100,15 +100,6 @@ class ManualBackpropRegression:  # lightning_modules.ManualBackpropRegression
     torch_compile: bool = False
 
 
-@dataclass
-class ManualBackpropRegression:  # lightning_modules.ManualBackpropRegression: sum-of-squares, gradients by hand
-    net: Obj
-    optimizer: Obj
-    scheduler: Obj = None
-    scheduler_interval: Literal["epoch", "step"] = "epoch"
-    torch_compile: bool = False
-
-
 # ---------------------------------------------------------------- nets (model.net)
 
 @dataclass
@@ -273,7 +264,6 @@ SCHEMAS: dict[str, type] = {
     "lightning.pytorch.Trainer": Trainer,
     "lightning_modules.ClassificationModule": ClassificationModule,
     "lightning_modules.RegressionModule": RegressionModule,
-    "lightning_modules.ManualBackpropRegression": ManualBackpropRegression,
     "lightning_modules.ManualBackpropRegression": ManualBackpropRegression,
     "lightning_modules.nets.LeNet": LeNet,
     "lightning_modules.nets.VGGNet": VGGNet,
