@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from experiments.checks import ConfigError, show, unknown_key, validate_config, value_of
 from experiments.schema import SCHEMAS
@@ -55,6 +56,8 @@ def check_command_line(config_name: str, args: list[str]) -> None:
             raise ConfigError(f"split={cfg.split} is not allowed: predict on one of {', '.join(SPLITS)}.")
     except ConfigError as error:
         fail(error)
+    except OmegaConfBaseException:
+        return  # a value that cannot be read (an interpolation, a missing env var): Hydra tells it
 
 
 def compose(config_name: str, args: list[str]) -> DictConfig | None:
