@@ -54,7 +54,7 @@ def ddp_backend(accelerator: str) -> str:
     return "nccl" if str(accelerator) in ("gpu", "cuda") else "gloo"
 
 
-MAX_NAME = 60  # characters of a folder name's descriptive part
+MAX_NAME = 80  # characters of a folder name's descriptive part
 
 
 def safe_name(text: str) -> str:
@@ -108,8 +108,22 @@ def job_folder_name(num: int, overrides: list[str], swept: list[str], kv_sep: st
     keys = sorted(k for k in swept if k in values)  # sorted, as Hydra's override_dirname
     short = [k.rsplit(".", 1)[-1] for k in keys]
     names = short if len(set(short)) == len(short) else keys
-    described = item_sep.join(f"{n}{kv_sep}{values[k]}" for n, k in zip(names, keys))
-    return f"{num}_{safe_name(described)}" if described else str(num)
+    items = [safe_name(f"{n}{kv_sep}{_short(values[k])}") for n, k in zip(names, keys)]
+    described = items[0] if items else ""
+    for item in items[1:]:  # whole items only: a value cut short would read as another value
+        if len(described) + len(item_sep) + len(item) > MAX_NAME:
+            break
+        described += item_sep + item
+    return f"{num}_{described}" if described else str(num)
+
+
+def _short(value: str) -> str:
+    """A drawn float (Optuna's 0.02981377030705272) to 4 significant digits; the job number
+    keeps folders apart, the full value is in the job's .hydra/overrides.yaml."""
+    try:
+        return f"{float(value):.4g}" if any(c in value for c in ".eE") else value
+    except ValueError:
+        return value
 
 
 # Cached, like Hydra's ${now:}: every read of the run or sweep folder in this process, and in a

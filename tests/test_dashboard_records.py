@@ -84,6 +84,8 @@ def test_job_folder_names_are_short_safe_and_name_the_swept_values():
     overrides = ["experiment=xor", "model.optimizer.lr=0.01", "seed=2", "paths.log_dir=/tmp/x"]
     assert job_folder_name(3, overrides, ["model.optimizer.lr", "seed"]) == "3_lr=0.01,seed=2"
     assert job_folder_name(0, overrides, []) == "0", "a sweep that varies nothing"
+    assert job_folder_name(4, ["model.optimizer.lr=0.02981377030705272", "data.batch_size=64"],
+                           ["model.optimizer.lr", "data.batch_size"]) == "4_batch_size=64,lr=0.02981", "Optuna's draws"
     # Keys whose last parts clash keep their full names; paths lose their slashes.
     assert job_folder_name(1, ["a.x=1", "b.x=2"], ["a.x", "b.x"]) == "1_a.x=1,b.x=2"
     name = job_folder_name(2, ["paths.data_dir=/data/" + "d" * 200], ["paths.data_dir"])
