@@ -9,6 +9,7 @@ before any run folder exists, before the config tree is printed and before torch
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -39,55 +40,85 @@ if not OmegaConf.has_resolver("config_groups"):
 def check_command_line(config_name: str, args: list[str]) -> None:
     """Exit with one paragraph (code 1) if ``python experiments/<config_name>.py ARGS`` has bad input.
 
-    A resume is checked inside the run (its record notes the failed attempt); in a multirun only
-    what every job shares is checked here, and each job checks its own values (a failed row)."""
+    A resume is checked inside the run (its record notes the failed attempt). A grid sweep is
+    refused here only if every job would fail; otherwise each job checks its own values and a
+    bad one is that job's failed row."""
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --help, --cfg, --info ...: Hydra's business
-    try:
-        cfg = compose(config_name, args)
-        if cfg is None or "resume" in cfg and cfg.resume is not None:
-            return
-        # A launcher other than Hydra's basic or joblib runs the jobs on other machines.
-        elsewhere = any(re.match(r"hydra/launcher=(?!basic$|joblib$)", a) for a in args)
-        validate_config(cfg, this_machine=not elsewhere)
-        if config_name != "run" or not cfg.train:
-            check_checkpoint(cfg, config_name)
-        if config_name == "predict" and cfg.split not in SPLITS:
-            raise ConfigError(f"split={cfg.split} is not allowed: predict on one of {', '.join(SPLITS)}.")
-    except ConfigError as error:
-        fail(error)
-    except OmegaConfBaseException:
-        return  # a value that cannot be read (an interpolation, a missing env var): Hydra tells it
+    # A launcher other than Hydra's basic or joblib runs the jobs on other machines.
+    elsewhere = any(re.match(r"hydra/launcher=(?!basic$|joblib$)", a) for a in args)
+    jobs = job_overrides(args)
+    errors = []
+    for overrides in jobs or []:
+        try:
+            cfg = compose(config_name, overrides)
+            if cfg is None or "resume" in cfg and cfg.resume is not None:
+                return
+            check_config(cfg, config_name, this_machine=not elsewhere)
+        except ConfigError as error:
+            errors.append(error)
+        except OmegaConfBaseException:
+            return  # a value that cannot be read (an interpolation, a missing env var): Hydra tells it
+    if jobs and len(errors) == len(jobs):
+        fail(errors[0])
 
 
-def compose(config_name: str, args: list[str]) -> DictConfig | None:
-    """The config Hydra will compose from these overrides (hydra.* left out; in a multirun, the
-    swept ones too); None if Hydra will refuse them with its own message."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+def job_overrides(args: list[str]) -> list[list[str]] | None:
+    """Each job's overrides (one job unless -m), hydra.* left out; None where Hydra will refuse
+    the command line itself, or the sweeper draws the values (Optuna's interval())."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     multirun = "-m" in args or "--multirun" in args
     try:
-        parsed = OverridesParser.create().parse_overrides([a for a in args if a not in ("-m", "--multirun")])
+        parsed = [o for o in OverridesParser.create().parse_overrides([a for a in args if a not in ("-m", "--multirun")])
+                  if not o.is_hydra_override()]
+        if not multirun:
+            return [[o.input_line for o in parsed]]
+        choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+                   else [o.input_line] for o in parsed]
     except HydraException:
         return None
-    plain = [o.input_line for o in parsed if not o.is_hydra_override() and not (multirun and o.is_sweep_override())]
+    jobs = [list(job) for job in itertools.islice(itertools.product(*choices), MAX_JOBS_CHECKED + 1)]
+    return jobs if len(jobs) <= MAX_JOBS_CHECKED else None
+
+
+MAX_JOBS_CHECKED = 64  # a grid larger than this: each job checks itself
+
+
+def check_config(cfg: DictConfig, config_name: str, this_machine: bool = True) -> None:
+    validate_config(cfg, this_machine=this_machine)
+    if config_name != "run" or not cfg.train:
+        check_checkpoint(cfg, config_name)
+    if config_name == "predict" and cfg.split not in SPLITS:
+        raise ConfigError(f"split={cfg.split} is not allowed: predict on one of {', '.join(SPLITS)}.")
+
+
+def compose(config_name: str, overrides: list[str]) -> DictConfig | None:
+    """The config Hydra will compose from these overrides; None if Hydra will refuse them with
+    its own message."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         try:
-            return hydra_compose(config_name, overrides=plain)
+            return hydra_compose(config_name, overrides=overrides)
         except HydraException as error:
             present = re.search(r"An item is already at '([^']+)'", str(error))
             if present:  # `+key=value` for a key the config has (the trainer's limit_*_batches...)
-                given = next((o for o in plain if o.lstrip("+").split("=", 1)[0] == present.group(1)), present.group(1))
+                given = next((o for o in overrides if o.lstrip("+").split("=", 1)[0] == present.group(1)), present.group(1))
                 raise ConfigError(f"{given}: {present.group(1)} is already a setting, so it takes no +: "
                                   f"{given.lstrip('+')}") from None
             missing = re.search(r"Could not override '([^']+)'", str(error))
             if missing:  # a key the config lacks: name the close match, not Hydra's `+` advice
                 key = missing.group(1)
-                others = [o for o in plain if o.split("=", 1)[0].lstrip("+~") != key]
-                raise_unknown_key(hydra_compose(config_name, overrides=others), key)
+                others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
+                try:
+                    without = hydra_compose(config_name, overrides=others)
+                except HydraException:
+                    return None
+                raise_unknown_key(without, key)
             return None
 
 

@@ -241,11 +241,16 @@ def test_monitorable_metrics_are_those_a_fit_logs(overrides, tmp_path):
     assert set(trainer.callback_metrics) == logged_during_fit(cfg.model)
 
 
-def test_a_sweep_checks_what_its_jobs_share_and_each_job_its_own(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        check_command_line("run", ["-m", "model.optimizer.lr=-1", "seed=1,2"])
-    assert exit_.value.code == 1 and "model.optimizer.lr=-1 is not allowed" in capsys.readouterr().err
+def test_a_sweep_is_refused_only_when_every_job_would_fail(tmp_path, capsys):
+    for args, message in ((["-m", "model.optimizer.lr=-1", "seed=1,2"], "model.optimizer.lr=-1 is not allowed"),
+                          (["-m", "model.optimizer.lr=-1,-2"], "model.optimizer.lr=-1 is not allowed"),
+                          (["-m", "trainer.max_epoch=1,2"], "Did you mean trainer.max_epochs?")):
+        with pytest.raises(SystemExit) as exit_:
+            check_command_line("run", args)
+        assert exit_.value.code == 1 and message in capsys.readouterr().err
     check_command_line("run", ["-m", "model.optimizer.lr=-1,0.1"])  # a failed row for one job, not a refused sweep
+    check_command_line("run", ["-m", "model=mlp,cnn", "model.net.dropout=0.1"])  # mlp has a dropout
+    check_command_line("run", ["-m", "model.optimizer.lr=interval(0.01,0.1)"])  # drawn by the sweeper: jobs check
     check_command_line("run", ["-m", "hydra/launcher=slurm", "trainer=ddp_slurm"])  # the cluster's GPUs, not ours
     with pytest.raises(ConfigError):
         validate_config(compose_run(["model.optimizer.lr=-1"], tmp_path))
