@@ -30,7 +30,6 @@ class BatchIndexSampler:
         num_samples: int,
         batch_size: int,
         shuffle: bool = False,
-        drop_last: bool = False,
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
@@ -40,7 +39,6 @@ class BatchIndexSampler:
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.shuffle = shuffle
-        self.drop_last = drop_last
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
@@ -54,8 +52,7 @@ class BatchIndexSampler:
         return math.ceil(self.num_samples / self.world_size)
 
     def __len__(self) -> int:
-        n = self.samples_per_rank
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return math.ceil(self.samples_per_rank / self.batch_size)
 
     def indices(self) -> Tensor:
         if self.shuffle:

@@ -28,9 +28,10 @@ def test_shuffle_changes_with_epoch_and_repeats_with_seed():
     assert torch.equal(next(iter(again)), second)
 
 
-def test_unshuffled_order_and_drop_last():
-    sampler = BatchIndexSampler(10, 4, drop_last=True)
-    assert [b.tolist() for b in sampler] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+def test_unshuffled_order_keeps_the_last_partial_batch():
+    sampler = BatchIndexSampler(10, 4)
+    assert len(sampler) == 3
+    assert [b.tolist() for b in sampler] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
 def test_ddp_ranks_split_the_same_permutation():
