@@ -33,6 +33,7 @@ from experiments.run_folder import unique_dir
 KNOWN_MONITORS = {
     "lightning_modules.ClassificationModule": ("val/acc", "max"),
     "lightning_modules.RegressionModule": ("val/loss", "min"),
+    "lightning_modules.ManualBackpropRegression": ("val/loss", "min"),
 }
 
 
