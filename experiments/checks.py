@@ -175,17 +175,22 @@ def logged_during_fit(model: DictConfig) -> set[str] | None:
     return None  # a task module the project does not know: not checked
 
 
+TASK_KINDS = {"lightning_modules.ClassificationModule": "classification",
+              "lightning_modules.RegressionModule": "regression",
+              "lightning_modules.ManualBackpropRegression": "regression"}
+
+
 def task_kind(target: str) -> str | None:
-    known = {"lightning_modules.ClassificationModule": "classification",
-             "lightning_modules.RegressionModule": "regression",
-             "lightning_modules.ManualBackpropRegression": "regression"}
-    if target in known or not target.startswith("lightning_modules."):
-        return known.get(target)
+    if target in TASK_KINDS or not target.startswith("lightning_modules."):
+        return TASK_KINDS.get(target)
     from hydra.utils import get_class  # another task module of this project: import it to see
 
     from lightning_modules import ClassificationModule, RegressionModule
 
-    task = get_class(target)
+    try:
+        task = get_class(target)
+    except (ImportError, ValueError):
+        return None  # a misspelt target: instantiating it says so
     return ("classification" if issubclass(task, ClassificationModule)
             else "regression" if issubclass(task, RegressionModule) else None)
 
@@ -193,9 +198,15 @@ def task_kind(target: str) -> str | None:
 def check_monitor(cfg: DictConfig) -> None:
     monitor = cfg.get("monitor") or {}
     mode = value_of(monitor, "mode") if "mode" in monitor else None
-    if mode not in (None, "min", "max"):
+    if mode not in (None, "min", "max", UNRESOLVED):
         raise ConfigError(f"monitor.mode={mode} is not allowed; use min or max.")
-    metric = value_of(monitor, "metric") if "metric" in monitor else None
+    try:
+        metric = monitor.metric if "metric" in monitor else None
+    except OmegaConfBaseException as error:  # ${task_monitor:${model._target_},...} could not import it
+        if "Error loading" not in str(error):
+            return
+        raise ConfigError(f"model._target_={cfg.model._target_} cannot be imported ({str(error).splitlines()[1]}); "
+                          f"the task modules are {', '.join(sorted(TASK_KINDS))}.") from None
     logged = logged_during_fit(cfg.model)
     if isinstance(metric, str) and logged is not None and metric not in logged:
         raise ConfigError(f"monitor.metric={metric} is not allowed: {cfg.model._target_} never logs it during fit. "

@@ -10,6 +10,7 @@ before any run folder exists, before the config tree is printed and before torch
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import shutil
@@ -49,16 +50,21 @@ def check_command_line(config_name: str, args: list[str]) -> None:
     elsewhere = any(re.match(r"hydra/launcher=(?!basic$|joblib$)", a) for a in args)
     jobs = job_overrides(args)
     errors = []
-    for overrides in jobs or []:
-        try:
-            cfg = compose(config_name, overrides)
-            if cfg is None or "resume" in cfg and cfg.resume is not None:
-                return
-            check_config(cfg, config_name, this_machine=not elsewhere)
-        except ConfigError as error:
-            errors.append(error)
-        except OmegaConfBaseException:
-            return  # a value that cannot be read (an interpolation, a missing env var): Hydra tells it
+    hydra_log = logging.getLogger("hydra.utils")  # logs each failed import; the paragraph says it once
+    hydra_log.disabled = True
+    try:
+        for overrides in jobs or []:
+            try:
+                cfg = compose(config_name, overrides)
+                if cfg is None or "resume" in cfg and cfg.resume is not None:
+                    return
+                check_config(cfg, config_name, this_machine=not elsewhere)
+            except ConfigError as error:
+                errors.append(error)
+            except OmegaConfBaseException:
+                return  # a value that cannot be read (an interpolation, a missing env var): Hydra tells it
+    finally:
+        hydra_log.disabled = False
     if jobs and len(errors) == len(jobs):
         fail(errors[0])
 
@@ -203,7 +209,7 @@ def explain(exc: BaseException) -> str | None:
         if isinstance(error, ConfigError) or type(error).__name__ == "FashionMNISTUnavailable":
             return str(error)
     cause = chain[-1]
-    if isinstance(exc, InstantiationException) and isinstance(cause, (ValueError, TypeError)):
+    if isinstance(exc, InstantiationException) and isinstance(cause, (ValueError, TypeError, ImportError)):
         key = re.search(r"full_key: (\S+)", str(exc))
         target = re.search(r"target '([^']+)'", str(exc))
         return (f"{key.group(1) if key else 'config'}: {cause} "

@@ -38,6 +38,7 @@ BAD_VALUES = [
     (["model=linear", "data=regression", "monitor.metric=val/mae"], "monitor.metric=val/mae is not allowed"),
     (["train=false", "test=false"], "train=false and test=false: nothing to do"),
     (["+trainer.max_steps=5"], "+trainer.max_steps=5: trainer.max_steps is already a setting, so it takes no +"),
+    (["model._target_=lightning_modules.Nope"], "model._target_=lightning_modules.Nope cannot be imported"),
     (["model=resnet9000"], "Could not find 'model/resnet9000'"),  # Hydra's own message
 ]
 
