@@ -87,14 +87,16 @@ class StagePicture(Callback):
     """Collects from each validation/test batch (``collect``) and draws at the epoch's end
     (``draw``); subclasses say what they keep and how it looks.
 
-    A picture costs about the same whatever the model (0.1-0.5 s on a 2-core CPU), which is more
-    than a whole epoch of a small model (XOR). So a validation picture is drawn only when the time
-    since the last drawing is at least its cost over ``max_share`` (0.025: a picture takes at most
-    ~2.5% of the run), besides every ``every_n_epochs``-th validation. The first validation, the one
-    of the last epoch (``max_epochs``) and the test are always drawn; ``max_share=null`` draws every time.
+    A picture costs about the same whatever the model (0.05-0.5 s on a 2-core CPU), more than a
+    whole epoch of a small model (XOR). So in fit, a validation picture is drawn only when the time
+    since the last drawing (or since fit started) is at least its cost over ``max_share``: a picture
+    takes about ``max_share`` of the run. Its cost is taken as ``ASSUMED_COST`` until it was drawn
+    once. The last epoch's (``max_epochs``) and the test pictures are always drawn;
+    ``max_share=null`` draws every ``every_n_epochs``-th validation.
     """
 
     name = ""
+    ASSUMED_COST = 0.1  # seconds
 
     def __init__(self, every_n_epochs: int = 1, max_share: float | None = 0.025):
         if every_n_epochs < 1:
@@ -103,8 +105,8 @@ class StagePicture(Callback):
             raise ValueError(f"max_share must be in (0, 1] or null, got {max_share}")
         self.every_n_epochs, self.max_share = every_n_epochs, max_share
         self.active = False
-        self.cost = self.last_cost = 0.0  # seconds spent this epoch / at the last drawing
-        self.last_drawn = None  # time.perf_counter() when the last drawing ended
+        self.cost, self.last_cost = 0.0, self.ASSUMED_COST  # seconds: this epoch's, the last drawing's
+        self.since: float | None = None  # time.perf_counter() at fit start or the end of the last drawing
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -116,17 +118,22 @@ class StagePicture(Callback):
         raise NotImplementedError
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.last_drawn = None  # each fit's first validation is drawn
+        self.since = time.perf_counter()
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.since = None  # a validate() or test() after fit draws
 
     def due(self, trainer: Trainer, stage: str) -> bool:
-        if stage == "test" or self.max_share is None or self.last_drawn is None:
+        if stage == "test" or (trainer.max_epochs is not None and trainer.current_epoch == trainer.max_epochs - 1):
             return True
-        last_epoch = trainer.max_epochs is not None and trainer.current_epoch == trainer.max_epochs - 1
-        return last_epoch or self.last_cost <= self.max_share * (time.perf_counter() - self.last_drawn)
+        if trainer.current_epoch % self.every_n_epochs:
+            return False
+        if self.max_share is None or self.since is None:
+            return True
+        return self.last_cost <= self.max_share * (time.perf_counter() - self.since)
 
     def _start(self, trainer: Trainer, stage: str) -> None:
         self.active = (trainer.is_global_zero and not trainer.sanity_checking and bool(tensorboards(trainer))
-                       and (stage == "test" or trainer.current_epoch % self.every_n_epochs == 0)
                        and self.due(trainer, stage))
         self.cost = 0.0
         self.reset()
@@ -145,8 +152,8 @@ class StagePicture(Callback):
             image = self.draw(stage, trainer, pl_module)
             if image is not None:
                 publish(trainer, f"{stage}/{self.name}", image)
-                self.last_drawn = time.perf_counter()
-                self.last_cost = self.cost + self.last_drawn - started
+                self.since = time.perf_counter()
+                self.last_cost = self.cost + self.since - started
         self.active = False
         self.reset()  # hold no tensors between epochs
 
