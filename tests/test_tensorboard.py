@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -101,7 +102,7 @@ def _tags_of(by_run: dict[str, set[str]], logdir: Path, folder: Path) -> set[str
     return set().union(*(tags for run, tags in by_run.items() if run == name or run.startswith(name + "/")))
 
 
-def _is_picture(png: bytes) -> Image.Image:
+def _decode_png(png: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(png))
     image.load()
     return image
@@ -137,7 +138,7 @@ def test_every_run_has_its_pictures_in_tensorboard_and_in_its_folder(logs, jobs,
             entries = tensorboard.get("/data/plugin/images/images?" + urllib.parse.urlencode({"run": run, "tag": tag}))
             assert entries, f"{kind}: no image under {tag}"
             png = tensorboard.get_bytes("/data/plugin/images/individualImage?" + entries[-1]["query"])
-            image = _is_picture(png)
+            image = _decode_png(png)
             colours, top = _not_blank(image)
             assert image.width >= 200 and image.height >= 150, (kind, tag, image.size)
             assert colours >= 8 and top < 0.95, f"{kind} {tag}: a blank picture ({colours} colours, {top:.0%} one colour)"
@@ -155,38 +156,33 @@ def test_scalar_tags_are_the_readmes(logs, jobs, tensorboard):
 
 def test_custom_scalars_put_train_and_val_on_one_chart_for_every_run(logs, jobs, tensorboard):
     layout = tensorboard.custom_scalars_layout()
-    charts = [chart for category in layout.get("category", []) for chart in category.get("chart", [])]
+    charts = [chart.get("multiline", {}).get("tag", []) for category in layout.get("category", [])
+              for chart in category.get("chart", [])]
     assert charts, f"no custom scalars layout: {layout}"
 
-    def chart_for(*tags: str) -> list[str]:
-        """The regexes of the first multiline chart that draws all of tags."""
-        for chart in charts:
-            regexes = chart.get("multiline", {}).get("tag", [])
-            if all(any(tensorboard_match(r, t) for r in regexes) for t in tags):
+    def chart_of(*tags: str) -> list[str]:
+        """The tag regexes of the first chart that draws all of tags (the plugin uses re.match)."""
+        for regexes in charts:
+            if all(any(re.match(r, t) for r in regexes) for t in tags):
                 return regexes
-        raise AssertionError(f"no chart draws {tags} together; charts: {charts}")
+        raise AssertionError(f"no chart draws {tags} together; the charts' tags: {charts}")
 
-    loss, acc = chart_for("train/loss", "val/loss"), chart_for("train/acc", "val/acc")
-    for kind, runs in jobs.items():
-        for folder, _ in runs:
-            for regexes, wanted in ((loss, {"train/loss", "val/loss"}), (acc, {"train/acc", "val/acc"})):
+    together = {("train/loss", "val/loss"): chart_of("train/loss", "val/loss"),
+                ("train/acc", "val/acc"): chart_of("train/acc", "val/acc")}
+    runs = list(tensorboard.scalar_tags())
+    for kind, folders in jobs.items():
+        for folder, _ in folders:
+            name = _run_name(logs, folder)
+            for wanted, regexes in together.items():
                 if kind == "linear" and "train/acc" in wanted:
-                    continue
-                drawn = set()
-                for run in [r for r in tensorboard.scalar_tags() if r == _run_name(logs, folder)
-                            or r.startswith(_run_name(logs, folder) + "/")]:
+                    continue  # regression has no accuracy
+                drawn = set()  # what the chart's query for this run returns, as the page asks it
+                for run in [r for r in runs if r == name or r.startswith(name + "/")]:
                     for regex in regexes:
                         answer = tensorboard.get("/data/plugin/custom_scalars/scalars?"
                                                  + urllib.parse.urlencode({"run": run, "tag": regex}))
                         drawn |= {t for t, events in answer["tag_to_events"].items() if events}
-                assert wanted <= drawn, f"{kind} run {folder.name}: the chart {regexes} draws only {sorted(drawn)}"
-
-
-def tensorboard_match(regex: str, tag: str) -> bool:
-    """Whether the custom-scalars chart with ``regex`` draws ``tag`` (the plugin uses re.match)."""
-    import re
-
-    return re.match(regex, tag) is not None
+                assert set(wanted) <= drawn, f"{kind} run {folder.name}: the chart {regexes} draws only {sorted(drawn)}"
 
 
 def _sessions(tb: TensorBoard, experiment: dict) -> dict[str, dict]:
