@@ -2,10 +2,11 @@
 hooks (so any LightningDataModule works, a DataLoader-based one included): the decision boundary
 of a 2-D classifier, the fit of a regression, labelled images, the confusion matrix, the model graph.
 
-Each picture is logged under ``val/<name>`` after every validation (not the sanity check) and
-``test/<name>`` after a test, to every TensorBoardLogger of the trainer, and saved as
-``<trainer.default_root_dir>/pictures/<stage>_<name>.png`` (the latest one). A picture that does
-not apply to the data, or a trainer without a TensorBoardLogger, draws nothing.
+Each picture is logged under ``val/<name>`` after a validation (never the sanity check; in fit
+as often as its time budget allows, see ``StagePicture``) and ``test/<name>`` after a test, to
+every TensorBoardLogger of the trainer, and saved as ``<trainer.default_root_dir>/pictures/
+<stage>_<name>.png`` (the latest one). A picture that does not apply to the data, or a trainer
+without a TensorBoardLogger, draws nothing.
 """
 
 from __future__ import annotations
