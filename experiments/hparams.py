@@ -68,13 +68,20 @@ def hparams_of(cfg: DictConfig, choices: Mapping[str, Any], overrides: Iterable[
 
 
 def run_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """hparams_of the running Hydra app's choices and overrides (none outside Hydra)."""
+    """hparams_of the running Hydra app's choices and overrides (none outside Hydra); a test of
+    a checkpoint adds the experiment, model and data of the run that wrote it."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
-        return hparams_of(cfg, {}, [])
-    hydra_cfg = HydraConfig.get()
-    return hparams_of(cfg, hydra_cfg.runtime.choices, hydra_cfg.overrides.task)
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    choices = {k: v for k, v in (hydra_cfg.runtime.choices if hydra_cfg else {}).items() if v is not None}
+    ckpt = cfg.get("ckpt_path")
+    if ckpt and not cfg.get("train"):  # testing a checkpoint (evaluate.py): what its run trained
+        from experiments.run_folder import run_choices
+
+        trained = run_choices(Path(str(ckpt)).resolve().parent.parent)
+        choices = {**{g: trained[g] for g in ("experiment", "model", "data") if trained.get(g, "None") != "None"},
+                   **choices}
+    return hparams_of(cfg, choices, hydra_cfg.overrides.task if hydra_cfg else [])
 
 
 def log_hparams(loggers: Iterable[Any], params: Mapping[str, Any]) -> None:
