@@ -53,8 +53,11 @@ class ClassificationModule(TaskModule):
         self.log_loss(stage, loss, len(y))
         accuracy = getattr(self, f"{stage}_acc")
         accuracy.update(preds, y)
-        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        self.log_metric(stage, "acc", accuracy)
         return loss, preds
+
+    def train_metrics(self):
+        return {"acc": self.train_acc}
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities, one column per class (two for a binary task)."""

@@ -45,5 +45,8 @@ class RegressionModule(TaskModule):
         for name in self.metric_names:
             metric = getattr(self, f"{stage}_{name}")
             metric.update(preds, y)
-            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True)
+            self.log_metric(stage, name, metric)
         return loss, preds
+
+    def train_metrics(self):
+        return {name: getattr(self, f"train_{name}") for name in self.metric_names}

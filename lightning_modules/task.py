@@ -15,6 +15,9 @@ from typing import Any
 import torch
 from lightning import LightningModule
 from torch import nn
+from torchmetrics import MeanMetric, Metric
+
+from lightning_modules.lightning_internals import logs_this_step
 
 
 def schedule_length_kwargs(factory: Callable[..., Any], length: int) -> dict[str, int]:
@@ -48,6 +51,8 @@ class TaskModule(LightningModule):
         self.scheduler_interval = scheduler_interval
         self.torch_compile = torch_compile
         self.net_compiled = False
+        # "disable": no NaN check at each step (on a GPU, a wait for it); RunGuard stops at a NaN loss.
+        self.train_loss = MeanMetric(nan_strategy="disable")
         # The run's resolved config (plain dicts/lists/scalars), saved in every checkpoint so
         # that evaluation can rebuild exactly this model; set by the pipeline.
         self.run_config: dict | None = None
@@ -82,17 +87,42 @@ class TaskModule(LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self.predict(batch[0])
 
+    # Training metrics are accumulated by torchmetrics at each step and logged once, at the epoch's
+    # end: a self.log call costs ~0.3 ms of Python, as much as a small model's whole step
+    # (benchmarks/overhead.py; lightning_modules/lightning_internals.py).
+
     def log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
-        """``{stage}/loss``, the epoch's mean weighted by batch size, and ``train/loss_step`` for
-        each training step (written every ``trainer.log_every_n_steps``)."""
-        if stage == "train":
+        """``{stage}/loss``, the epoch's mean weighted by batch size, and ``train/loss_step`` at
+        each training step that the loggers write (every ``trainer.log_every_n_steps``)."""
+        if stage != "train":
+            self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size,
+                     sync_dist=True)
+            return
+        # The loss once per sample, so the mean weighs each batch by its size (torchmetrics 1.9
+        # ignores ``weight`` under nan_strategy="disable"); expand makes a view, not a copy.
+        self.train_loss.update(loss.detach().expand(batch_size))
+        if logs_this_step(self.trainer):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size,
-                 sync_dist=True)
+
+    def log_metric(self, stage: str, name: str, metric: Metric) -> None:
+        """``{stage}/{name}``: the epoch's value of ``metric``, a torchmetrics metric that the
+        task has just updated with a batch (training metrics: at the epoch's end)."""
+        if stage != "train":
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
+
+    def train_metrics(self) -> dict[str, Metric]:
+        """The task's training metrics by name (``acc`` ...), logged as ``train/<name>`` each epoch."""
+        return {}
 
     def on_train_epoch_start(self) -> None:
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True,
                  sync_dist=True)
+
+    def on_train_epoch_end(self) -> None:
+        # Lightning computes each metric (synchronised across processes) and resets it.
+        self.log("train/loss", self.train_loss, prog_bar=True)
+        for name, metric in self.train_metrics().items():
+            self.log(f"train/{name}", metric, prog_bar=True)
 
     def configure_model(self) -> None:
         # nn.Module.compile compiles the net in place, so the state_dict keys (and checkpoints)

@@ -53,7 +53,7 @@ def quiet_trainer(tmp_path, **kwargs) -> L.Trainer:
 
 def test_epoch_means_weight_each_batch_by_its_size(tmp_path):
     module, loader = tiny_classification()
-    trainer = quiet_trainer(tmp_path)
+    trainer = quiet_trainer(tmp_path, log_every_n_steps=1)
     trainer.fit(module, loader, loader)  # lr=0: the weights, so each batch's loss, stay the same
 
     with torch.no_grad():
@@ -65,7 +65,7 @@ def test_epoch_means_weight_each_batch_by_its_size(tmp_path):
         assert trainer.callback_metrics[f"{stage}/loss"].item() == pytest.approx(per_sample.mean().item(), abs=1e-6)
         assert trainer.callback_metrics[f"{stage}/acc"].item() == pytest.approx(accuracy.item())
     assert per_sample.mean().item() != pytest.approx(torch.stack(per_batch).mean().item(), abs=1e-4)
-    # The progress bar shows the step's loss and the epochs' losses and accuracies.
+    # The progress bar shows the (logged) step's loss and the epochs' losses and accuracies.
     assert {"train/loss_step", "train/loss", "train/acc", "val/loss", "val/acc"} <= set(trainer.progress_bar_metrics)
 
 

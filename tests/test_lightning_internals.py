@@ -1,0 +1,66 @@
+"""lightning_modules/lightning_internals.py reads Lightning's private logger connector: these
+tests fail when what it relies on changes (then replace it, or drop the speed trick)."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.demos.boring_classes import BoringModel
+from lightning.pytorch.loggers import CSVLogger
+
+from lightning_modules.lightning_internals import logs_this_step
+
+
+class LogsEveryStep(BoringModel):
+    """Logs ``every`` at every step, and notes the steps that logs_this_step says are written."""
+
+    def __init__(self, manual: bool = False):
+        super().__init__()
+        self.automatic_optimization = not manual
+        self.said_written: list[int] = []
+
+    def training_step(self, batch, batch_idx):
+        if self.automatic_optimization:
+            output = super().training_step(batch, batch_idx)
+        else:
+            optimizer = self.optimizers()
+            output = {"loss": self.step(batch)}
+            self.manual_backward(output["loss"])
+            optimizer.step()
+            optimizer.zero_grad()
+        if logs_this_step(self.trainer):
+            self.said_written.append(self.trainer.global_step)
+        self.log("every", float(batch_idx), on_step=True, on_epoch=False)
+        return output
+
+
+@pytest.mark.parametrize("manual,accumulate", [(False, 1), (False, 2), (True, 1)],
+                         ids=["automatic", "accumulated", "manual"])
+def test_logs_this_step_is_true_exactly_on_the_steps_the_logger_writes(tmp_path, manual, accumulate):
+    model = LogsEveryStep(manual)
+    trainer = L.Trainer(default_root_dir=tmp_path, max_epochs=2, limit_train_batches=12, limit_val_batches=0,
+                        log_every_n_steps=3, logger=CSVLogger(tmp_path), enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                        **({} if manual else {"accumulate_grad_batches": accumulate}))
+    trainer.fit(model)
+    rows = (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    written = [int(row.split(",")[header.index("step")]) for row in rows[1:]
+               if row.split(",")[header.index("every")]]
+    assert written, "the logger wrote no training step"
+    assert len(written) < trainer.global_step, "every step was written: log_every_n_steps=3 has no effect"
+    # Written steps, as the logger numbers them: the step at which each was noted (manual
+    # optimization has stepped already by then, so it notes one more; with accumulated gradients
+    # every micro-batch of a written step is noted, and the last one's value is written).
+    assert sorted({s - manual for s in model.said_written}) == written
+    assert len(model.said_written) == accumulate * len(written)
+
+
+def test_logs_this_step_is_always_true_under_fast_dev_run(tmp_path):
+    model = LogsEveryStep()
+    trainer = L.Trainer(default_root_dir=tmp_path, fast_dev_run=3, log_every_n_steps=50, accelerator="cpu",
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model)
+    assert model.said_written == [0, 1, 2]
+    assert torch.is_tensor(trainer.callback_metrics["every"])
