@@ -119,10 +119,11 @@ def job_folder_name(num: int, overrides: list[str], swept: list[str], kv_sep: st
 
 
 def _short(value: str) -> str:
-    """A drawn float (Optuna's 0.02981377030705272) to 4 significant digits; the job number
-    keeps folders apart, the full value is in the job's .hydra/overrides.yaml."""
+    """A long float (Optuna's 0.02981377030705272) to 4 significant digits, a value as typed
+    (1.0, 1e-05) as it is; the job number keeps folders apart, and the full value is in the
+    job's .hydra/overrides.yaml."""
     try:
-        return f"{float(value):.4g}" if any(c in value for c in ".eE") else value
+        return f"{float(value):.4g}" if len(value) > 8 and any(c in value for c in ".eE") else value
     except ValueError:
         return value
 

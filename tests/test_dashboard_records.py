@@ -86,6 +86,7 @@ def test_job_folder_names_are_short_safe_and_name_the_swept_values():
     assert job_folder_name(0, overrides, []) == "0", "a sweep that varies nothing"
     assert job_folder_name(4, ["model.optimizer.lr=0.02981377030705272", "data.batch_size=64"],
                            ["model.optimizer.lr", "data.batch_size"]) == "4_batch_size=64,lr=0.02981", "Optuna's draws"
+    assert job_folder_name(5, ["model.optimizer.lr=1.0"], ["model.optimizer.lr"]) == "5_lr=1.0", "as typed"
     # Keys whose last parts clash keep their full names; paths lose their slashes.
     assert job_folder_name(1, ["a.x=1", "b.x=2"], ["a.x", "b.x"]) == "1_a.x=1,b.x=2"
     name = job_folder_name(2, ["paths.data_dir=/data/" + "d" * 200], ["paths.data_dir"])

@@ -69,10 +69,10 @@ def test_each_slurm_job_leaves_record_checkpoints_and_tensorboard(sweep):
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(folder / "summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert sorted(r["dir"] for r in rows) == ["0", "1"]
+    assert sorted(r["dir"] for r in rows) == ["0_lr=1.0", "1_lr=3.0"], "each job's folder names its swept value"
     assert all(r["status"] == "ok" for r in rows), rows
     assert sorted(r["overrides"].split("model.optimizer.lr=")[1].split()[0] for r in rows) == ["1.0", "3.0"]
-    for job in ("0", "1"):
+    for job in ("0_lr=1.0", "1_lr=3.0"):
         assert (folder / job / "job.json").is_file()
         assert any((folder / job / "checkpoints").glob("*.ckpt")), f"no checkpoint in job {job}"
         assert list((folder / job).glob("events.out.tfevents.*")), f"no TensorBoard events in job {job}"
