@@ -24,6 +24,7 @@ ENV = {**os.environ, "PROJECT_ROOT": str(ROOT)}
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
          "trainer.log_every_n_steps=1"]
 SWEEP = {"model.optimizer.lr": ("0.1", "0.5"), "seed": ("1", "2")}
+SMALL_XOR = ["data.train_size=256", "data.val_size=128", "data.test_size=128"]
 
 # Decision D3: the scalar tags, exactly (no Lightning `epoch`, no `_epoch` twins).
 CLASSIFICATION_SCALARS = {"train/loss", "train/loss_step", "train/acc", "train/lr", "val/loss", "val/acc",
@@ -51,10 +52,10 @@ def logs(tmp_path_factory, fake_fashion_dir) -> Path:
     fashion = [f"data.debian_dir={fake_fashion_dir}", f"data.data_dir={logs.parent / 'data'}",
                "data.val_size=100", "data.download=false"]
     procs = {
-        "xor": _train(logs, ["model=xor", "data=xor", "trainer.max_epochs=2"]),
+        "xor": _train(logs, ["model=xor", "data=xor", *SMALL_XOR, "trainer.max_epochs=2"]),
         "linear": _train(logs, ["model=linear", "data=regression", "trainer.max_epochs=2"]),
         "fashion": _train(logs, ["model=mlp", "data=fashion", "trainer.max_epochs=1", *fashion]),
-        "sweep": _train(logs, ["-m", "model=xor", "data=xor", "trainer.max_epochs=1",
+        "sweep": _train(logs, ["-m", "model=xor", "data=xor", *SMALL_XOR, "trainer.max_epochs=1",
                                *(f"{key}={','.join(values)}" for key, values in SWEEP.items())]),
     }
     try:
