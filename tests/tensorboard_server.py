@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -83,7 +82,9 @@ class TensorBoard:
         self.stop()
 
     def start(self) -> None:
-        for _ in range(3):  # another process may take the free port before TensorBoard binds it
+        for attempt in range(3):  # another process may take the free port before TensorBoard binds it
+            if attempt:
+                self._log.close()  # the output of a try whose port was taken
             self.port = free_port()
             self._log = tempfile.TemporaryFile()
             self.proc = subprocess.Popen(
@@ -105,7 +106,7 @@ class TensorBoard:
             try:
                 self.get("/data/environment", timeout=2)
                 return True
-            except (OSError, urllib.error.URLError):
+            except (OSError, ValueError):  # not listening yet, or not serving JSON yet
                 time.sleep(0.3)
         return False
 

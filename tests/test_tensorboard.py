@@ -243,6 +243,10 @@ def test_tensorboard_on_a_sweep_shows_the_swept_keys_first(jobs):
         sessions = _sessions(tb, experiment)
         for folder, record in jobs["sweep"]:
             _assert_metrics_match("sweep job", _session_of(sessions, sweep_dir, folder), record, {"val/acc", "test/acc"})
+    # The helper stops the server it started (and its data server), port and all.
+    assert tb.proc.returncode is not None
+    with pytest.raises(OSError):
+        tb.get("/data/environment", timeout=5)
 
 
 def _sweep_root(jobs) -> Path:
