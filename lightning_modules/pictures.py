@@ -88,7 +88,7 @@ class StagePicture(Callback):
     """Collects from each validation/test batch (``collect``) and draws at the epoch's end
     (``draw``); subclasses say what they keep and how it looks.
 
-    A picture costs about the same whatever the model (0.05-0.5 s on a 2-core CPU), more than a
+    A picture costs about the same whatever the model (0.25-0.6 s on a busy 2-core CPU), more than a
     whole epoch of a small model (XOR). So in fit, a validation picture is drawn only when the time
     since the last drawing (or since fit started) is at least its cost over ``max_share``: a picture
     takes about ``max_share`` of the run. Its cost is taken as ``ASSUMED_COST`` until it was drawn
@@ -97,9 +97,9 @@ class StagePicture(Callback):
     """
 
     name = ""
-    ASSUMED_COST = 0.1  # seconds
+    ASSUMED_COST = 0.2  # seconds, until measured (0.25-0.6 s a picture on the busy 2-core development CPU)
 
-    def __init__(self, every_n_epochs: int = 1, max_share: float | None = 0.025):
+    def __init__(self, every_n_epochs: int = 1, max_share: float | None = 0.02):
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         if max_share is not None and not 0 < max_share <= 1:
@@ -208,7 +208,7 @@ class DecisionBoundary(StagePicture):
     name = "decision_boundary"
 
     def __init__(self, max_points: int = 500, resolution: int = 100, every_n_epochs: int = 1,
-                 max_share: float | None = 0.025):
+                 max_share: float | None = 0.02):
         super().__init__(every_n_epochs, max_share)
         self.max_points, self.resolution = max_points, resolution
         self.reset()
@@ -258,7 +258,7 @@ class RegressionFit(StagePicture):
 
     name = "fit"
 
-    def __init__(self, max_points: int = 1000, every_n_epochs: int = 1, max_share: float | None = 0.025):
+    def __init__(self, max_points: int = 1000, every_n_epochs: int = 1, max_share: float | None = 0.02):
         super().__init__(every_n_epochs, max_share)
         self.max_points = max_points
         self.train_sample, self.sampling_train = Sample(max_points), False
@@ -326,7 +326,7 @@ class ImagePredictionGrid(StagePicture):
     name = "predictions"
 
     def __init__(self, num_images: int = 16, per_row: int = 4, scale: int = 4, font_size: int = 14,
-                 every_n_epochs: int = 1, max_share: float | None = 0.025):
+                 every_n_epochs: int = 1, max_share: float | None = 0.02):
         super().__init__(every_n_epochs, max_share)
         self.num_images, self.per_row, self.scale, self.font_size = num_images, per_row, scale, font_size
         self.padding = 2
@@ -385,7 +385,7 @@ class ConfusionMatrixPicture(StagePicture):
 
     name = "confusion_matrix"
 
-    def __init__(self, every_n_epochs: int = 1, max_share: float | None = 0.025):
+    def __init__(self, every_n_epochs: int = 1, max_share: float | None = 0.02):
         super().__init__(every_n_epochs, max_share)
         self.reset()
 
