@@ -114,7 +114,7 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                  fmt(1000 * r["per_drawing_s"], 0), fmt(1000 * r["graph_once_s"], 0), str(r["repeats"])]
                 for r in results["pictures"]]
         out.append(("Pictures: the TensorBoard pictures' time in a run, validation pictures only, median",
-                    ["case", "config", "epochs", "training s", "epoch s", "pictures drawn", "pictures s",
+                    ["case", "config", "epochs", "fit s", "epoch s", "pictures drawn", "pictures s",
                      "share", "ms per picture", "graph once ms", "repeats"], rows))
     return out
 

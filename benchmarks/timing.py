@@ -26,10 +26,19 @@ class EpochTimer(Callback):
     without a sync there, so ``epoch_s`` is the exact figure)."""
 
     records: ClassVar[list[dict[str, float]]] = []
+    #: the last fit's wall time, from ``on_fit_start`` to ``on_fit_end`` (between-epoch work included)
+    fit_s: ClassVar[float] = 0.0
 
     def __init__(self) -> None:
-        self._start = self._last_batch_end = 0.0
+        self._start = self._last_batch_end = self._fit_start = 0.0
         self._steps = 0
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        _sync(pl_module)
+        EpochTimer.fit_s = time.perf_counter() - self._fit_start
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._steps = 0
