@@ -235,7 +235,7 @@ class DecisionBoundary(StagePicture):
         fig, ax = figure(5.2, 4.4, margins=(0.14, 0.11, 0.97, 0.92))
         shown = dict(origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), aspect="auto", interpolation="bilinear")
         if out.shape[-1] == 1:  # p(class 1), from blue (0) through white to red (1)
-            ax.imshow(torch.sigmoid(out).reshape(self.resolution, -1), cmap="RdBu_r", vmin=0, vmax=1, alpha=0.8,
+            ax.imshow(torch.sigmoid(out).reshape(self.resolution, -1), cmap="RdBu_r", vmin=0, vmax=1, alpha=0.6,
                       **shown)
         else:  # the predicted class's colour
             ax.imshow(out.argmax(-1).reshape(self.resolution, -1), cmap="tab10", vmin=0, vmax=9, alpha=0.35,
@@ -244,7 +244,7 @@ class DecisionBoundary(StagePicture):
         for k in y.unique().tolist():
             label = f"class {names[k] if names and k < len(names) else k}"
             ax.scatter(*x[y == k].T, s=14, color=f"C{k}" if out.shape[-1] > 1 else ("#2166ac", "#b2182b")[k % 2],
-                       edgecolors="white", linewidths=0.5, label=label)
+                       edgecolors="black", linewidths=0.6, label=label)  # dark rims: visible on their own colour
         ax.legend(loc="upper right", fontsize=9, framealpha=0.8)
         what = "p(class 1), blue 0 to red 1" if out.shape[-1] == 1 else "predicted class"
         ax.set(xlabel="x1", ylabel="x2", title=title(stage, trainer, what))
