@@ -60,7 +60,7 @@ def test_impossible_pairing_fails_with_reason(overrides, message, tmp_path):
         ("model.optimizer.lr=0", "model.optimizer.lr=0 is not allowed: a learning rate is a number > 0"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is not allowed"),
         ("trainer.devices=64", "trainer.devices=64 is not allowed: this machine has"),
-        ("monitor.metric=val/mse", "monitor.metric=val/mse is not allowed: lightning_modules.ClassificationModule never logs it"),
+        ("monitor.metric=val/mse", "monitor.metric=val/mse is not allowed: lightning_modules.ClassificationModule does not log it"),
         ("+trainer.max_epoch=3", "trainer.max_epoch is not a setting (lightning.pytorch.Trainer has no argument 'max_epoch'). Did you mean trainer.max_epochs?"),
         ("+data.batchsize=3", "Did you mean data.batch_size?"),
     ],
