@@ -121,7 +121,8 @@ class RunGuard(Callback):
             _raise_if_not_finite(*pending)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
-        for name, tensor in checkpoint.get("state_dict", {}).items():
+        # The weights and buffers only: a metric's state may rightly be infinite (MaxMetric starts at -inf).
+        for name, tensor in [*pl_module.named_parameters(), *pl_module.named_buffers()]:
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise NonFiniteLoss(f"the weights are not finite ({name}) at global step {trainer.global_step}: "
                                     "training stopped; the checkpoint was not written")
