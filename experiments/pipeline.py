@@ -123,8 +123,9 @@ def make_trainer(cfg: DictConfig, folder: RunFolder | None = None) -> L.Trainer:
     callbacks = instantiate_all(cfg.get("callbacks"))
     # The trainer's switches win over configured callbacks of that kind (Lightning would refuse both).
     for switch, kind in (("enable_progress_bar", L.pytorch.callbacks.ProgressBar),
-                         ("enable_model_summary", L.pytorch.callbacks.ModelSummary)):
-        if not cfg.trainer.get(switch, True):
+                         ("enable_model_summary", L.pytorch.callbacks.ModelSummary),
+                         ("enable_checkpointing", L.pytorch.callbacks.ModelCheckpoint)):
+        if cfg.trainer.get(switch) is False:  # None, like a missing key, is Lightning's default: on
             callbacks = [c for c in callbacks if not isinstance(c, kind)]
     purge_step = folder.resume_step() if folder else None
     loggers = []
