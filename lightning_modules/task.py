@@ -3,7 +3,8 @@ logged per step and per epoch, optimizer/scheduler built from Hydra partials, an
 resolved config stored in each checkpoint.
 
 A task (classification.py, regression.py) implements ``step(batch, stage)``: the batch's loss
-and predictions, with its own metrics logged for ``stage`` (``train``, ``val`` or ``test``).
+and predictions, logged for ``stage`` (``train``, ``val`` or ``test``) with ``log_loss`` and
+``log_metric``; ``train_metrics()`` names its training metrics, logged at each epoch's end.
 """
 
 from __future__ import annotations
