@@ -1,5 +1,5 @@
-"""Callbacks: best and last checkpoints in one, and an exponential moving average of the weights
-(the TensorBoard pictures are in lightning_modules/pictures.py)."""
+"""Callbacks: best and last checkpoints in one, an exponential moving average of the weights, and
+the model summary (the TensorBoard pictures are in lightning_modules/pictures.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from functools import cached_property
 
 from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import EMAWeightAveraging as _LightningEMA
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary
 from lightning.pytorch.trainer.states import TrainerFn
 
 
@@ -62,3 +62,42 @@ class EMAWeightAveraging(_LightningEMA):
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class ModelSummary(RichModelSummary):
+    """Lightning's rich model summary without its FLOPs column and total when they are 0.
+
+    Lightning counts FLOPs only by running the module's ``example_input_array``; these task
+    modules leave the input to the data module, so every FLOPs figure, and the total, read 0.
+    """
+
+    @staticmethod
+    def summarize(summary_data, total_parameters, trainable_parameters, model_size, total_training_modes,
+                  total_flops, **summarize_kwargs) -> None:
+        if total_flops:
+            return RichModelSummary.summarize(summary_data, total_parameters, trainable_parameters, model_size,
+                                              total_training_modes, total_flops, **summarize_kwargs)
+        from lightning.pytorch.utilities.model_summary import get_formatted_model_size, get_human_readable_count
+        from rich import get_console
+        from rich.table import Table
+
+        columns = [(name, values) for name, values in summary_data if name != "FLOPs"]
+        table = Table(header_style=summarize_kwargs.get("header_style", "bold magenta"))
+        for name, _ in columns:
+            table.add_column(name, style="dim" if name == " " else None,
+                             justify="right" if name in ("Params", "Params per Device") else "left")
+        for row in zip(*(values for _, values in columns)):
+            table.add_row(*row)
+        totals = Table.grid(expand=True)
+        for label, value in (
+            ("Trainable params", get_human_readable_count(int(trainable_parameters))),
+            ("Non-trainable params", get_human_readable_count(int(total_parameters - trainable_parameters))),
+            ("Total params", get_human_readable_count(int(total_parameters))),
+            ("Total estimated model params size (MB)", get_formatted_model_size(model_size)),
+            ("Modules in train mode", total_training_modes["train"]),
+            ("Modules in eval mode", total_training_modes["eval"]),
+        ):
+            totals.add_row(f"[bold]{label}[/]: {value}")
+        console = get_console()
+        console.print(table)
+        console.print(totals)
