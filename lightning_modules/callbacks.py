@@ -25,7 +25,10 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     def __init__(self, *args, save_last: bool = True, **kwargs):
         super().__init__(*args, save_last=False, **kwargs)  # last.ckpt is written below, every epoch
         self.keep_last = bool(save_last)
-        self.last_saved_step: int | None = None
+        # (step, best checkpoint) of the last.ckpt written: an epoch's top-k save may come after the
+        # validation hook wrote last.ckpt (Lightning saves top-k at train-epoch end when validation runs
+        # once an epoch), and last.ckpt must name the best that exists, or a resume tests a deleted file.
+        self.last_saved: tuple[int, str] | None = None
 
     # Lightning formats the state key into a label around each hook it calls (~6 a step);
     # its inputs are fixed in __init__, so it is computed once.
@@ -39,15 +42,16 @@ class BestAndLastCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        self.save_last_checkpoint(trainer)  # skipped when this epoch's validation already wrote it
+        self.save_last_checkpoint(trainer)  # skipped when this epoch's validation wrote it with this best
 
     def save_last_checkpoint(self, trainer: Trainer) -> None:
         if (not self.keep_last or trainer.sanity_checking or trainer.fast_dev_run
-                or trainer.state.fn != TrainerFn.FITTING or self.last_saved_step == trainer.global_step):
+                or trainer.state.fn != TrainerFn.FITTING
+                or self.last_saved == (trainer.global_step, self.best_model_path)):
             return
         self.last_model_path = self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST)  # before: it is saved
         trainer.save_checkpoint(self.last_model_path, weights_only=self.save_weights_only)
-        self.last_saved_step = trainer.global_step
+        self.last_saved = (trainer.global_step, self.best_model_path)
 
 
 class EMAWeightAveraging(_LightningEMA):

@@ -55,3 +55,25 @@ def test_lightnings_own_save_last_goes_stale_after_the_best_epoch(tmp_path):
     current by itself, this fails, and BestAndLastCheckpoint can go."""
     saved = fit(tmp_path, best_and_last(tmp_path, ModelCheckpoint))
     assert saved["last.ckpt"]["epoch"] == 0
+
+
+class BetterEachEpoch(BoringModel):
+    """Logs ``score`` = epoch at validation: every epoch is the new best."""
+
+    def validation_step(self, batch, batch_idx):
+        self.log("score", float(self.current_epoch))
+        return super().validation_step(batch, batch_idx)
+
+
+def test_last_checkpoint_names_the_best_checkpoint_that_exists(tmp_path):
+    # Validation once an epoch: Lightning saves the top-k at train-epoch end, after the validation
+    # hook; a last.ckpt written before it named the best that the top-k save then deleted.
+    callback = best_and_last(tmp_path)
+    trainer = L.Trainer(default_root_dir=tmp_path, max_epochs=3, limit_train_batches=2, limit_val_batches=1,
+                        callbacks=[callback], logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu")
+    trainer.fit(BetterEachEpoch())
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    (state,) = [v for k, v in last["callbacks"].items() if k.startswith("BestAndLastCheckpoint")]
+    assert state["best_model_path"].endswith("epoch_002.ckpt"), state["best_model_path"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt")) == ["epoch_002.ckpt", "last.ckpt"]
