@@ -152,6 +152,7 @@ def resume_argv(argv: list[str]) -> list[str]:
             f"resume={resume}: {' '.join(changed)} would change what the checkpoint in {folder} was trained "
             f"as ({', '.join(FIXED_AT_RESUME)} are fixed for a run). Resume with other settings only "
             "(e.g. trainer.max_epochs=N), or start a new run.")
+    _refuse_fewer_epochs(resume, folder, _value(new, "trainer.max_epochs"))
     _RECORD_BEFORE_RESUME.clear()
     for path in [*(folder / ".hydra").glob("*.yaml"), folder / "config_tree.log"]:
         if path.is_file():
@@ -161,6 +162,22 @@ def resume_argv(argv: list[str]) -> list[str]:
         merged.pop(_key(o), None)
         merged[_key(o)] = o
     return [argv[0], *merged.values(), f"resume={folder}", f"hydra.run.dir={folder}"]
+
+
+def _refuse_fewer_epochs(resume: str, folder: Path, max_epochs: str | None) -> None:
+    """Lightning counts epochs from the run's start and refuses a checkpoint past max_epochs
+    with a traceback; say it before anything is written."""
+    if max_epochs is None or not max_epochs.isdigit() or not (folder / "checkpoints" / LAST).is_file():
+        return
+    import torch
+
+    checkpoint = torch.load(folder / "checkpoints" / LAST, map_location="cpu", weights_only=True, mmap=True)
+    done = int(checkpoint.get("epoch", 0)) + 1  # the epoch it was saved in, counted from 0
+    if int(max_epochs) < done:
+        raise ResumeError(
+            f"resume={resume}: trainer.max_epochs={max_epochs} is fewer than the {done} epochs {folder} has "
+            f"trained (epochs count from the run's start). Give trainer.max_epochs > {done} to train on, or "
+            f"test it as it is: python experiments/evaluate.py ckpt_path={folder / 'checkpoints' / LAST}")
 
 
 # ---------------------------------------------------------------- one run

@@ -168,6 +168,8 @@ def test_resume_refuses_another_model_and_changes_nothing(tmp_path):
     assert json.loads((folder / "job.json").read_text())["segments"][-1]["status"] == "failed"
     cli(f"resume={folder}", "trainer.max_epochs=2", logs=tmp_path)
     assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    proc = cli(f"resume={folder}", "trainer.max_epochs=1", logs=tmp_path, expect=2)
+    assert "trainer.max_epochs=1 is fewer than the 2 epochs" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("resume=latest", "task_name=nothing_here", logs=tmp_path, expect=2)
     assert "resume=latest: no run under" in proc.stderr
 
