@@ -20,6 +20,9 @@ CASES: dict[str, list[str]] = {
     "mlp_small": ["model=mlp", "data=fashion", "model.net.hidden=[64,128,64]"],
     # Lightning's own loop without this project's callbacks, logger, progress bar and summary:
     # what of mlp's overhead is Lightning's, not the framework's.
+    # The default callbacks without the TensorBoard pictures: what of cnn's overhead they are.
+    "cnn_no_pictures": ["model=cnn", "data=fashion", *(f"~callbacks.{name}" for name in (
+        "decision_boundary", "regression_fit", "image_predictions", "confusion_matrix", "model_graph"))],
     "mlp_bare": ["model=mlp", "data=fashion", "callbacks=none", "logger=none", "trainer.enable_progress_bar=false",
                  "trainer.enable_model_summary=false"],
 }
