@@ -165,15 +165,51 @@ def plain_epoch_of(setup: PlainSetup, max_steps: int | None = None) -> dict[str,
     return record
 
 
+def lightning_epoch_of(setup: PlainSetup) -> dict[str, Any]:
+    """One epoch of the plain loop's net, optimizer and loss trained by Lightning and nothing else:
+    a LightningModule whose steps are forward and loss (validation: loss and correct count, as
+    the plain loop's), in a Trainer without logger, checkpoints, callbacks, progress bar, summary
+    or sanity check, on the data module's own batches. What any framework built on Lightning's
+    loop pays at least; timed over the same span by :class:`benchmarks.timing.EpochTimer`."""
+    import lightning as L
+
+    from benchmarks.timing import EpochTimer
+
+    net, optimizer, loss_fn, predict = setup.build()
+
+    class Bare(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def training_step(self, batch, batch_idx):
+            return loss_fn(self.net(batch[0]), batch[1])
+
+        def validation_step(self, batch, batch_idx):
+            out = self.net(batch[0])
+            return loss_fn(out, batch[1]), (predict(out) == batch[1]).sum() if predict else None
+
+        def configure_optimizers(self):
+            return optimizer
+
+    EpochTimer.records.clear()
+    trainer = L.Trainer(max_epochs=1, accelerator=setup.device.type, devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, callbacks=[EpochTimer()])
+    trainer.fit(Bare(), datamodule=setup.datamodule)
+    return dict(EpochTimer.records[-1])
+
+
 def interleaved(setup: PlainSetup, overrides: list[str], workdir: str | os.PathLike, device: str,
-                repeats: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``repeats`` epochs of the plain loop and of the framework, alternating who goes first so
-    that a drift in machine load hits both sides alike; returns (plain, framework) records."""
-    plain, framework = [], []
+                repeats: int, floor: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """``repeats`` epochs of the plain loop, of the framework (and with ``floor``, of bare
+    Lightning: ``lightning_epoch_of``), rotating who goes first so that a drift in machine load
+    hits every side alike; returns their records by side: plain, framework (, lightning)."""
+    sides = ["plain", "framework"] + (["lightning"] if floor else [])
+    records: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    run = {"plain": lambda: plain_epoch_of(setup), "framework": lambda: framework_epoch(overrides, workdir, device),
+           "lightning": lambda: lightning_epoch_of(setup)}
     for r in range(repeats):
-        for side in (("plain", "framework") if r % 2 == 0 else ("framework", "plain")):
-            if side == "plain":
-                plain.append(plain_epoch_of(setup))
-            else:
-                framework.append(framework_epoch(overrides, workdir, device))
-    return plain, framework
+        for side in sides[r % len(sides):] + sides[: r % len(sides)]:
+            records[side].append(run[side]())
+    return records

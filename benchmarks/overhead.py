@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from benchmarks.common import PlainSetup, framework_warmup, interleaved, median, plain_epoch_of
+from benchmarks.common import PlainSetup, framework_warmup, interleaved, lightning_epoch_of, median, plain_epoch_of
 
 # The references on the 2-core CPU: plain loop, batch 128, ~7.5 s (LeNet) and ~1.5 s
 # (784-64-128-64-10 MLP) per Fashion-MNIST epoch.
@@ -36,12 +36,17 @@ def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, l
     for name in cases or list(CASES):
         overrides = CASES[name]
         setup = PlainSetup(overrides, device)
+        floor = name in TARGET_CASES  # bare Lightning beside each target: the share that is Lightning's own loop
         plain_epoch_of(setup, max_steps=20)  # warm-up: first-call kernel selection, allocator
         framework_warmup(overrides, workdir, device)
-        plain, framework = interleaved(setup, overrides, workdir, device, repeats)
+        if floor:
+            lightning_epoch_of(setup)
+        sides = interleaved(setup, overrides, workdir, device, repeats, floor=floor)
+        plain, framework, bare = sides["plain"], sides["framework"], sides.get("lightning", [])
         for r, (p, f) in enumerate(zip(plain, framework)):
+            also = f", bare Lightning {bare[r]['epoch_s']:.2f} s" if bare else ""
             log(f"overhead {name} repeat {r + 1}/{repeats}: plain {p['epoch_s']:.2f} s, "
-                f"framework {f['epoch_s']:.2f} s")
+                f"framework {f['epoch_s']:.2f} s{also}")
         p_epoch, f_epoch = median([x["epoch_s"] for x in plain]), median([x["epoch_s"] for x in framework])
         p_train, f_train = median([x["train_s"] for x in plain]), median([x["train_s"] for x in framework])
         # The ratio of each interleaved pair, then the median: robust to load drifting between pairs.
@@ -59,10 +64,14 @@ def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, l
             "plain_train_s": p_train,
             "framework_train_s": f_train,
             "train_ratio": f_train / p_train,
+            # bare Lightning (benchmarks.common.lightning_epoch_of) over the plain loop, pair by pair
+            "lightning_ratio_pairs_median": median([b["epoch_s"] / p["epoch_s"] for p, b in zip(plain, bare)])
+            if bare else None,
             "target_ratio": TARGET_RATIO if name in TARGET_CASES else None,
             "ok": f_epoch / p_epoch <= TARGET_RATIO if name in TARGET_CASES else None,
             "plain_all_s": [x["epoch_s"] for x in plain],
             "framework_all_s": [x["epoch_s"] for x in framework],
+            "lightning_all_s": [x["epoch_s"] for x in bare],
             "framework_val_acc": framework[-1]["metrics"].get("val/acc"),
         })
     return rows

@@ -18,7 +18,7 @@ from lightning import LightningModule
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 
-from lightning_modules.lightning_internals import logs_this_step
+from lightning_modules.lightning_internals import QuickHookName, logs_this_step
 
 
 def schedule_length_kwargs(factory: Callable[..., Any], length: int) -> dict[str, int]:
@@ -29,7 +29,7 @@ def schedule_length_kwargs(factory: Callable[..., Any], length: int) -> dict[str
     return {name: length for name in ("total_steps", "T_max") if name in params and given.get(name) is None}
 
 
-class TaskModule(LightningModule):
+class TaskModule(QuickHookName, LightningModule):
     #: what this task can learn from, compared with a data module's ``target_kind``
     accepted_targets: frozenset[str] = frozenset()
     #: metric to monitor (checkpointing, sweeps) unless the config names another

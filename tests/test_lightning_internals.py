@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.demos.boring_classes import BoringModel
 from lightning.pytorch.loggers import CSVLogger
 
-from lightning_modules.lightning_internals import logs_this_step
+from lightning_modules.lightning_internals import QuickHookName, logs_this_step
 
 
 class LogsEveryStep(BoringModel):
@@ -64,3 +64,41 @@ def test_logs_this_step_is_always_true_under_fast_dev_run(tmp_path):
     trainer.fit(model)
     assert model.said_written == [0, 1, 2]
     assert torch.is_tensor(trainer.callback_metrics["every"])
+
+
+class NamesItsHooks(QuickHookName, BoringModel):
+    """Notes the hook name Lightning has set when it calls training_step, and logs there."""
+
+    def training_step(self, batch, batch_idx):
+        self.seen = self._current_fx_name
+        self.log("loss_here", 1.0)
+        return super().training_step(batch, batch_idx)
+
+
+def test_quick_hook_name_is_what_lightning_sets_around_each_hook(tmp_path, monkeypatch):
+    """Lightning still names the running hook in ``_current_fx_name`` (self.log reads it), and
+    with QuickHookName it no longer goes through nn.Module.__setattr__."""
+    through_module = []
+    real = torch.nn.Module.__setattr__
+
+    def counting(self, name, value):
+        if name == "_current_fx_name":
+            through_module.append(value)
+        real(self, name, value)
+
+    monkeypatch.setattr(torch.nn.Module, "__setattr__", counting)
+    plain, quick = BoringModel(), NamesItsHooks()
+    for model in (plain, quick):
+        trainer = L.Trainer(default_root_dir=tmp_path, max_steps=2, limit_val_batches=0, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            accelerator="cpu")
+        before = len(through_module)
+        trainer.fit(model)
+        if model is plain:
+            assert len(through_module) - before > 20, "Lightning no longer sets _current_fx_name per hook"
+        else:
+            assert len(through_module) == before, "QuickHookName no longer takes the hook name"
+    assert quick.seen == "training_step" and quick._current_fx_name is None
+    assert "loss_here" in trainer.callback_metrics
+    quick.layer2 = torch.nn.Linear(2, 2)  # any other attribute is still a module's
+    assert "layer2" in dict(quick.named_children())

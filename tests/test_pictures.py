@@ -225,3 +225,18 @@ def test_benchmark_writes_a_new_record_and_publishes_only_when_asked(tmp_path, m
     latest = json.loads((tmp_path / "results" / "latest.json").read_text())
     assert latest["pictures"] == [row] and latest["startup"] == published["startup"]
     assert len(list((tmp_path / "results").glob("*.md"))) == 2  # the second run's own record too
+
+
+@pytest.mark.parametrize("classes", [2, 10, 40])
+def test_confusion_matrix_cells_take_their_colour_from_the_count(classes):
+    """A perfect classifier: every diagonal cell the top colour of viridis, every other cell the
+    bottom one, at a readable size (the counts, in the cells up to 20 classes, cover a little)."""
+    confmat = torch.diag(torch.full((classes,), 50))
+    image = pictures_module.confusion_matrix_image(confmat, [f"class {i}" for i in range(classes)], "val: accuracy")
+    assert image.dtype == torch.uint8 and image.shape[0] == 3
+    assert 300 <= image.shape[1] <= 1400 and 300 <= image.shape[2] <= 1400, image.shape
+    cell = max(12, min(110, 520 // classes))
+    pixels = image.permute(1, 2, 0).reshape(-1, 3)
+    top, bottom = torch.tensor(pictures_module.viridis()[255]), torch.tensor(pictures_module.viridis()[0])
+    assert (pixels == top).all(1).sum() >= 0.7 * classes * cell**2
+    assert (pixels == bottom).all(1).sum() >= 0.7 * classes * (classes - 1) * cell**2
