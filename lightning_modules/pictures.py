@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from torchvision.io import write_png
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torchvision.io import encode_png, write_file
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,22 @@ def tensorboards(trainer: Trainer) -> list[TensorBoardLogger]:
 
 
 def publish(trainer: Trainer, tag: str, image: torch.Tensor) -> Path:
-    """Log ``image`` (uint8, C x H x W) under ``tag`` to every TensorBoard and write it as a PNG."""
+    """Log ``image`` (uint8, C x H x W) under ``tag`` to every TensorBoard and write it as a PNG,
+    encoded once for both (``add_image`` would encode it again, at twice the cost)."""
+    png = encode_png(image.cpu(), compression_level=3)  # 6 takes twice as long, for 10% less
+    summary = Summary(value=[Summary.Value(tag=tag, image=Summary.Image(
+        height=image.shape[-2], width=image.shape[-1], colorspace=image.shape[0],
+        encoded_image_string=png.numpy().tobytes()))])
     for logger in tensorboards(trainer):
-        logger.experiment.add_image(tag, image, global_step=trainer.global_step)
+        writer = logger.experiment
+        if writer.file_writer is None:  # not opened yet: add_image opens it
+            writer.add_image(tag, image, global_step=trainer.global_step)
+        else:
+            writer.file_writer.add_summary(summary, trainer.global_step)
     path = Path(trainer.default_root_dir) / "pictures" / f"{tag.replace('/', '_')}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".png.partial")  # a viewer never sees half a file
-    write_png(image.cpu(), str(partial), compression_level=3)  # 6 takes twice as long, for 10% less
+    write_file(str(partial), png)
     os.replace(partial, path)
     return path
 
