@@ -72,7 +72,9 @@ def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, l
             "lightning_ratio_pairs_median": median([b["epoch_s"] / p["epoch_s"] for p, b in zip(plain, bare)])
             if bare else None,
             "target_ratio": TARGET_RATIO if name in TARGET_CASES else None,
-            "ok": f_epoch / p_epoch <= TARGET_RATIO if name in TARGET_CASES else None,
+            # Judged on the pair ratio: on a VM whose speed drifts by a third within minutes, the
+            # ratio of medians follows whichever side the drift hit (1.02 in one run, 1.41 in another).
+            "ok": median(pair_ratios) <= TARGET_RATIO if name in TARGET_CASES else None,
             "plain_all_s": [x["epoch_s"] for x in plain],
             "framework_all_s": [x["epoch_s"] for x in framework],
             "lightning_all_s": [x["epoch_s"] for x in bare],
