@@ -1,7 +1,9 @@
 """Framework overhead: one epoch of the same model, data, batch size and optimizer, trained by the
 plain loop (benchmarks/plain.py) and by ``experiments.pipeline.train`` (what experiments/run.py
-runs, with the default logger, checkpointing, progress bar and per-epoch validation), interleaved
-in one process; the median epoch time of each and their ratio."""
+runs, with the default logger, checkpointing, progress bar and per-epoch validation), and for the
+target cases by bare Lightning (benchmarks.common.lightning_epoch_of: the share that is
+Lightning's own loop), interleaved in one process; the median epoch time of each, their ratio,
+the median of the pair ratios (the verdict) and the ratio of the fastest epochs."""
 
 from __future__ import annotations
 
@@ -18,11 +20,10 @@ CASES: dict[str, list[str]] = {
     # The issue's reference MLP: so little work per step that Lightning's fixed cost per step
     # shows; reported beside the targets, not one of them.
     "mlp_small": ["model=mlp", "data=fashion", "model.net.hidden=[64,128,64]"],
-    # Lightning's own loop without this project's callbacks, logger, progress bar and summary:
-    # what of mlp's overhead is Lightning's, not the framework's.
     # The default callbacks without the TensorBoard pictures: what of cnn's overhead they are.
     "cnn_no_pictures": ["model=cnn", "data=fashion", *(f"~callbacks.{name}" for name in (
         "decision_boundary", "regression_fit", "image_predictions", "confusion_matrix", "model_graph"))],
+    # The task module alone, without this project's callbacks, logger, progress bar and summary.
     "mlp_bare": ["model=mlp", "data=fashion", "callbacks=none", "logger=none", "trainer.enable_progress_bar=false",
                  "trainer.enable_model_summary=false"],
 }

@@ -207,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    from benchmarks.overhead import CASES
+
+    unknown = sorted(set(args.cases.split(",")) - set(CASES))
+    if "overhead" in sections and unknown:
+        parser.error(f"unknown overhead case(s) {unknown}; choose from {', '.join(CASES)}")
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     max_size = int(args.max_size) if args.max_size else None
     if args.quick:

@@ -99,5 +99,6 @@ def single_runs(logs: Path) -> Path:
     folders = [str(p.parent) for p in logs.rglob("job.json") if json.loads(p.read_text()).get("job") is None]
     return Path(os.path.commonpath(folders)) if len(folders) > 1 else logs
 
+
 if __name__ == "__main__":
     main()

@@ -69,10 +69,8 @@ class ManualBackpropRegression(RegressionModule):
         if self.scheduler_interval == "step":
             self.step_scheduler()
         self.log_loss("train", loss, len(y))
-        for name in self.metric_names:
-            metric = getattr(self, f"train_{name}")
+        for metric in self.train_metrics().values():  # logged at the epoch's end (on_train_epoch_end)
             metric.update(preds, y)
-            self.log_metric("train", name, metric)
         return loss
 
     def on_train_epoch_end(self) -> None:
