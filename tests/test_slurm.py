@@ -165,9 +165,10 @@ def test_time_limit_warning_requeues_and_the_job_resumes_bit_identical(slurm_clu
 
 def test_a_job_past_its_last_requeue_is_a_timeout_row(slurm_cluster, tmp_path):
     # SLURM itself sends the warning, signal_delay_s before the 1-minute limit, to a job that
-    # would need minutes; with no requeue left the job ends there.
+    # would need minutes; with no requeue left the job ends there. 30 s into the job: a warning
+    # 15 s in once came before a loaded machine had started training, so there was no checkpoint.
     proc = start(slurm_cluster, *LONG_XOR, "trainer.max_epochs=100", "hydra.launcher.max_num_timeout=0",
-                 "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=45", logs=tmp_path)
+                 "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30", logs=tmp_path)
     out, err = proc.communicate(timeout=300)
     slurm_cluster.wait_idle()
     sweep = tmp_path / "sweep"
