@@ -57,11 +57,24 @@ def test_ddp_cpu_inside_a_multirun_gives_one_folder_per_job(tmp_path):
     assert all(float(r["val/acc"]) >= 0.99 for r in rows)
 
 
+# A spawned gloo rank sometimes aborts as its process exits, after its work is done ("terminate
+# called without an active exception", then SIGABRT): a race in torch's shutdown, 2 of ~8 CI runs
+# of this test on the 2-core VM and 1 of 16 runs by hand under load. Only that failure is retried, once.
+UPSTREAM_EXIT_ABORT = ("terminate called without an active exception", "terminated with signal SIGABRT")
+
+
 @pytest.mark.slow
 def test_ddp_spawn_as_on_gpus_keeps_one_folder(tmp_path):
     """trainer=ddp (GPUs) starts its ranks with spawn; the same path on the CPU."""
-    cli(*DDP_XOR, "trainer.strategy.start_method=spawn", logs=tmp_path)
-    runs = list((tmp_path / "train" / "runs").iterdir())
+    try:
+        cli(*DDP_XOR, "trainer.strategy.start_method=spawn", logs=tmp_path / "first")
+        logs = tmp_path / "first"
+    except AssertionError as failure:
+        if not all(sign in str(failure) for sign in UPSTREAM_EXIT_ABORT):
+            raise
+        logs = tmp_path / "retry"
+        cli(*DDP_XOR, "trainer.strategy.start_method=spawn", logs=logs)
+    runs = list((logs / "train" / "runs").iterdir())
     assert len(runs) == 1, f"DDP made {len(runs)} run folders: {runs}"
     scalars = assert_one_ddp_run(runs[0])
     assert scalars["test/acc"] == 1.0
