@@ -165,8 +165,8 @@ def test_time_limit_warning_requeues_and_the_job_resumes_bit_identical(slurm_clu
 
 def test_a_job_past_its_last_requeue_is_a_timeout_row(slurm_cluster, tmp_path):
     # SLURM itself sends the warning, signal_delay_s before the 1-minute limit, to a job that
-    # would need minutes; with no requeue left the job ends there. 30 s into the job: a warning
-    # 15 s in once came before a loaded machine had started training, so there was no checkpoint.
+    # would need minutes; with no requeue left the job ends there. SLURM checks the limits only
+    # every so often, so the warning may come earlier, even while the job still imports torch.
     proc = start(slurm_cluster, *LONG_XOR, "trainer.max_epochs=100", "hydra.launcher.max_num_timeout=0",
                  "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30", logs=tmp_path)
     out, err = proc.communicate(timeout=300)
@@ -176,7 +176,10 @@ def test_a_job_past_its_last_requeue_is_a_timeout_row(slurm_cluster, tmp_path):
     row = rows_of(sweep)["0"]
     assert row["status"] == "timeout" and "reached its time limit with no requeue left" in row["error"]
     record = json.loads((sweep / "0" / "job.json").read_text())
-    assert str(sweep / "0" / "checkpoints" / "last.ckpt") in record["checkpoints"]
+    written = sorted(str(p) for p in (sweep / "0" / "checkpoints").glob("*.ckpt"))
+    assert sorted(record["checkpoints"]) == written  # none when the warning came before training
+    if written:  # stopped in training: at that step
+        assert str(sweep / "0" / "checkpoints" / "last.ckpt") in written
 
 
 def test_a_cancelled_job_is_a_failed_row_and_the_sweep_finishes(slurm_cluster, tmp_path):
