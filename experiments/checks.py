@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import typing
 from pathlib import Path
@@ -45,7 +46,7 @@ def value_of(node: DictConfig | ListConfig, key: Any) -> Any:
 def check_types(node: DictConfig, path: str = "") -> None:
     """Every key of every object node is an argument of its ``_target_`` and has its type."""
     schema = SCHEMAS.get(str(node.get("_target_", "")))
-    hints = typing.get_type_hints(schema) if schema else {}
+    hints = typing.get_type_hints(schema, include_extras=True) if schema else {}
     for key in node.keys():
         full = f"{path}.{key}" if path else str(key)
         if schema and not (key.startswith("_") and key.endswith("_")):
@@ -157,8 +158,8 @@ def check_learning_rates(node: Any, path: str) -> None:
         return
     for key in ("lr", "max_lr"):
         value = value_of(node, key) if key in node else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not value > 0:
-            raise ConfigError(f"{path}.{key}={value} is not allowed: a learning rate is a number > 0 (e.g. 0.01).")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 < value < math.inf:
+            raise ConfigError(f"{path}.{key}={value} is not allowed: a learning rate is a finite number > 0 (e.g. 0.01).")
 
 
 # Metrics each task module logs every epoch of a fit (what a checkpoint or early stop can

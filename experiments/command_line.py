@@ -13,7 +13,6 @@ import itertools
 import logging
 import os
 import re
-import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from experiments import checkpoints, overrides, ownership
 from experiments.checks import ConfigError, show, unknown_key, validate_config, value_of
+from experiments.faults import CANNOT_WRITE, DISK_FULL, describe_os_error, first_line, os_error
+from experiments.run_folder import JOB_FILE, is_multirun
 from experiments.schema import SCHEMAS
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -38,14 +40,36 @@ if not OmegaConf.has_resolver("config_groups"):
     OmegaConf.register_new_resolver("config_groups", config_groups)
 
 
-def check_command_line(config_name: str, args: list[str]) -> None:
-    """Exit with one paragraph (code 1) if ``python experiments/<config_name>.py ARGS`` has bad input.
+def check_command_line(config_name: str, args: list[str]) -> list[str]:
+    """Exit with one paragraph (code 1) if ``python experiments/<config_name>.py ARGS`` has bad
+    input; else return the command line to run (``+`` added where a key is an argument of the
+    object's class that the config leaves out: ``trainer.max_time=...``, as Lightning takes it).
 
-    A resume is checked inside the run (its record notes the failed attempt). A grid sweep is
+    The output folder is claimed here, before Hydra writes into it (experiments/ownership.py).
+    A resume is checked as a whole (its recorded overrides and the new ones). A grid sweep is
     refused here only if every job would fail; otherwise each job checks its own values and a
     bad one is that job's failed row."""
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
-        return  # --help, --cfg, --info ...: Hydra's business
+        return args  # --help, --cfg, --info ...: Hydra's business
+    try:
+        claim_output_folder(config_name, args)
+        for _ in range(len(args) + 1):
+            try:
+                check_jobs(config_name, args)
+                return args
+            except MissingArgument as missing:
+                args = [f"+{a}" if "=" in a and a[0] not in "+~" and overrides.key(a) == missing.key else a for a in args]
+    except ConfigError as error:
+        fail(error)
+    return args
+
+
+class MissingArgument(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def check_jobs(config_name: str, args: list[str]) -> None:
     # A launcher other than Hydra's basic or joblib runs the jobs on other machines.
     elsewhere = any(re.match(r"hydra/launcher=(?!basic$|joblib$)", a) for a in args)
     jobs = job_overrides(args)
@@ -53,11 +77,13 @@ def check_command_line(config_name: str, args: list[str]) -> None:
     hydra_log = logging.getLogger("hydra.utils")  # logs each failed import; the paragraph says it once
     hydra_log.disabled = True
     try:
-        for overrides in jobs or []:
+        for i, job in enumerate(jobs or []):
             try:
-                cfg = compose(config_name, overrides)
-                if cfg is None or "resume" in cfg and cfg.resume is not None:
+                cfg = compose(config_name, job)
+                if cfg is None:
                     return
+                if i == 0:
+                    check_log_dir(cfg, args)
                 check_config(cfg, config_name, this_machine=not elsewhere)
             except ConfigError as error:
                 errors.append(error)
@@ -66,7 +92,53 @@ def check_command_line(config_name: str, args: list[str]) -> None:
     finally:
         hydra_log.disabled = False
     if jobs and len(errors) == len(jobs):
-        fail(errors[0])
+        raise errors[0]
+
+
+def claim_output_folder(config_name: str, args: list[str]) -> None:
+    """``hydra.run.dir`` (``hydra.sweep.dir`` for -m) given as a folder: refused when it cannot be
+    created, or when it is another run's or sweep's folder (resume= is the way into a run);
+    else what it holds now is noted, so that a failure removes only what this process adds."""
+    multirun = "-m" in args or "--multirun" in args
+    setting = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = overrides.last_value(args, setting)
+    if not isinstance(given, str) or "${" in given:
+        return
+    folder = Path(given).expanduser()
+    resuming = config_name == "run" and overrides.last_value(args, "resume") not in (None, "null")
+    if not folder.exists():
+        why = ownership.cannot_create(folder)
+        if why:
+            raise ConfigError(f"{setting}={given}: the folder cannot be created ({why}). Give a folder you can write to.")
+        ownership.made(folder)  # Hydra creates it for this process
+        return
+    if not folder.is_dir():
+        raise ConfigError(f"{setting}={given} is a file, not a folder. Give a folder to write the run into.")
+    if not resuming:
+        what = ("another sweep's folder (it holds sweep.json)" if (folder / "sweep.json").is_file()
+                else f"another run's folder (it holds {JOB_FILE})" if (folder / JOB_FILE).is_file()
+                else "another run's folder (it holds .hydra/)" if (folder / ".hydra").is_dir() else None)
+        if what:
+            raise ConfigError(f"{setting}={given} is {what}: a new {'sweep' if multirun else 'run'} there would take it "
+                              f"over. Continue a run with python experiments/run.py resume=FOLDER, or give a new folder.")
+        busy = ownership.holder(folder)
+        if busy:
+            raise ConfigError(f"{setting}={given} is in use by {busy}: another run is writing there. Give a new folder.")
+    ownership.existed(folder)
+
+
+def check_log_dir(cfg: DictConfig, args: list[str]) -> None:
+    """The folder that will hold the run's folder can be created (checked before Hydra makes it)."""
+    if overrides.last_value(args, "hydra.run.dir") is not None or "paths" not in cfg:
+        return
+    try:
+        parent = Path(cfg.paths.log_dir) / str(cfg.task_name)
+    except OmegaConfBaseException:
+        return
+    why = ownership.cannot_create(parent / "runs" / ("x" * 120))  # room for a run folder's name
+    if why:
+        raise ConfigError(f"paths.log_dir={cfg.paths.log_dir}: no run folder can be created under {parent} ({why}). "
+                          "Give a folder you can write to: paths.log_dir=FOLDER.")
 
 
 def job_overrides(args: list[str]) -> list[list[str]] | None:
@@ -100,7 +172,7 @@ def check_config(cfg: DictConfig, config_name: str, this_machine: bool = True) -
         raise ConfigError(f"split={cfg.split} is not allowed: predict on one of {', '.join(SPLITS)}.")
 
 
-def compose(config_name: str, overrides: list[str]) -> DictConfig | None:
+def compose(config_name: str, job: list[str]) -> DictConfig | None:
     """The config Hydra will compose from these overrides; None if Hydra will refuse them with
     its own message."""
     from hydra import compose as hydra_compose
@@ -109,23 +181,20 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig | None:
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         try:
-            return hydra_compose(config_name, overrides=overrides)
+            return hydra_compose(config_name, overrides=job)
         except HydraException as error:
-            present = re.search(r"An item is already at '([^']+)'", str(error))
-            if present:  # `+key=value` for a key the config has (the trainer's limit_*_batches...)
-                given = next((o for o in overrides if o.lstrip("+").split("=", 1)[0] == present.group(1)), present.group(1))
-                raise ConfigError(f"{given}: {present.group(1)} is already a setting, so it takes no +: "
-                                  f"{given.lstrip('+')}") from None
-            missing = re.search(r"Could not override '([^']+)'", str(error))
-            if missing:  # a key the config lacks: name the close match, not Hydra's `+` advice
-                key = missing.group(1)
-                others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
-                try:
-                    without = hydra_compose(config_name, overrides=others)
-                except HydraException:
-                    return None
-                raise_unknown_key(without, key)
-            return None
+            refused = str(error)
+    present = re.search(r"An item is already at '([^']+)'", refused)
+    if present:  # `+key=value` for a key the config has (the trainer's limit_*_batches...)
+        given = next((o for o in job if overrides.key(o) == present.group(1)), present.group(1))
+        raise ConfigError(f"{given}: {present.group(1)} is already a setting, so it takes no +: {given.lstrip('+')}")
+    missing = re.search(r"Could not override '([^']+)'", refused)
+    if missing:  # a key the config lacks: name the close match, not Hydra's `+` advice
+        key = missing.group(1)
+        without = compose(config_name, [o for o in job if overrides.key(o) != key])  # the other keys first
+        if without is not None:
+            raise_unknown_key(without, key)
+    return None
 
 
 def raise_unknown_key(cfg: DictConfig, full: str) -> None:
@@ -135,6 +204,8 @@ def raise_unknown_key(cfg: DictConfig, full: str) -> None:
         raise ConfigError(f"{full} is not a setting: {parent_path or 'the config'} has no keys.")
     known = [k for k in parent.keys() if not (k.startswith("_") and k.endswith("_"))]
     schema = SCHEMAS.get(str(parent.get("_target_", "")))
+    if schema and key in schema.__dataclass_fields__:
+        raise MissingArgument(full)  # an argument the config leaves at the class's default
     if schema:
         known += [f for f in schema.__dataclass_fields__ if f not in known]
     why = f"{parent._target_} has no argument {key!r}" if schema else f"{parent_path or 'the config'} has no key {key!r}"
@@ -151,7 +222,7 @@ def key_paths(node: DictConfig, path: str = ""):
 
 
 def check_checkpoint(cfg: DictConfig, config_name: str) -> None:
-    """``ckpt_path`` given and a file; for run.py train=false, holding weights of this model."""
+    """``ckpt_path`` given and a checkpoint; for run.py train=false, holding weights of this model."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.get("ckpt_path"):
         if config_name == "run":
             return  # tests an untrained model, with a warning
@@ -160,16 +231,17 @@ def check_checkpoint(cfg: DictConfig, config_name: str) -> None:
     path = Path(cfg.ckpt_path)
     if not path.is_file():
         raise ConfigError(f"ckpt_path={path}: no such file.")
-    if config_name == "run":
-        import torch
-
-        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("run_config") or {}
+    if config_name != "run":  # the model is rebuilt from the checkpoint's run config: is it one to build?
+        checkpoints.run_config(checkpoints.read(path), path, list(cfg.get("trusted_packages") or []))
+    else:
+        saved = checkpoints.read(path).get(checkpoints.RUN_CONFIG) or {}
         theirs, ours = saved.get("model") or {}, OmegaConf.to_container(cfg.model, resolve=True)
         differ = [f"model.{k}: {show(pick(theirs, k))} there, {show(pick(ours, k))} here" for k in shape_keys(theirs, ours)]
         if theirs and differ:
+            test = overrides.command("experiments/evaluate.py", overrides.assign("ckpt_path", str(path)))
             raise ConfigError(f"ckpt_path={path} holds another model's weights ({'; '.join(differ[:3])}), so they do "
-                              f"not fit this run's model. Test it as it was trained: python experiments/evaluate.py "
-                              f"ckpt_path={path} (evaluate.py rebuilds the model from the checkpoint).")
+                              f"not fit this run's model. Test it as it was trained: {test} "
+                              "(evaluate.py rebuilds the model from the checkpoint).")
 
 
 def pick(model: dict, key: str):
@@ -199,46 +271,64 @@ def fail(error: Exception) -> None:
 
 
 def explain(exc: BaseException) -> str | None:
-    """The one-paragraph message of an error caused by bad input; None for anything else (a bug)."""
+    """The one-paragraph message of an error caused by bad input or a known fault (a NaN loss, a
+    full disk, a folder that cannot be written); None for anything else (a bug: its traceback)."""
     from hydra.errors import InstantiationException
 
-    chain = [exc]
-    while chain[-1].__cause__ is not None:
-        chain.append(chain[-1].__cause__)
-    for error in chain:  # by name: importing datamodules (torchvision) just to compare is not worth it
-        if isinstance(error, ConfigError) or type(error).__name__ == "FashionMNISTUnavailable":
+    causes = [exc]
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    for error in causes:  # by name: importing torch or datamodules just to compare is not worth it
+        if isinstance(error, ConfigError) or type(error).__name__ in ("FashionMNISTUnavailable", "NonFiniteLoss"):
             return str(error)
-    cause = chain[-1]
+        if type(error).__name__ == "CheckpointWriteError":
+            return error.strerror
+    full = os_error(exc, DISK_FULL)
+    if full is not None:
+        return f"the disk is full ({describe_os_error(full)})."
+    cannot = os_error(exc, CANNOT_WRITE)
+    if cannot is not None:
+        return (f"{describe_os_error(cannot)}. Check that paths.log_dir (and paths.data_dir) name folders "
+                "this user can write to, with names of at most 255 bytes.")
+    cause = causes[-1]
     if isinstance(exc, InstantiationException) and isinstance(cause, (ValueError, TypeError, ImportError)):
         key = re.search(r"full_key: (\S+)", str(exc))
         target = re.search(r"target '([^']+)'", str(exc))
         return (f"{key.group(1) if key else 'config'}: {cause} "
                 f"({target.group(1) if target else 'while building it'}).")
-    if isinstance(cause, FileNotFoundError) and "ckpt_path=" in str(cause):
-        return str(cause)
     if isinstance(cause, RuntimeError) and "Error(s) in loading state_dict" in str(cause):
+        test = overrides.command("experiments/evaluate.py", "ckpt_path=PATH")
         return ("The checkpoint's weights do not fit this model (" + str(cause).splitlines()[0] + "). Test a "
-                "checkpoint as it was trained with python experiments/evaluate.py ckpt_path=PATH.")
+                f"checkpoint as it was trained with {test}.")
     return None
 
 
 @contextmanager
 def one_paragraph_errors(discard: Path | None = None):
-    """Bad input found while building or testing: one paragraph, exit code 1, and the folder
-    ``discard`` (a single run's output folder, holding nothing yet) removed."""
+    """The entry point's one error handler. Bad input and known faults: one paragraph (after
+    "Run failed:" and what the run folder says to do next, when a run had started), exit code 1,
+    and what this process wrote in ``discard`` (a single run's output folder) removed. Anything
+    else: what the run folder says, then the traceback, once. A signal's stop: what the run folder
+    says, and its exit code. ``HYDRA_FULL_ERROR=1`` adds the traceback to every paragraph."""
     try:
         yield
+    except SystemExit as stop:  # a signal's stop (lightning_modules/guards.py, RunInterrupted)
+        _say(getattr(stop, "next_steps", None) or [])
+        raise
     except Exception as exc:
         if discard is not None and not is_multirun():
-            shutil.rmtree(discard, ignore_errors=True)
+            ownership.remove_own(discard)
         message = explain(exc)
+        steps = getattr(exc, "next_steps", None)  # set when a run had started (experiments/run_folder.py)
+        if steps is not None:
+            _say([f"Run failed: {message or first_line(exc)}", *steps])
+        elif message is not None:
+            _say([message])
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(message, file=sys.stderr, flush=True)
         raise SystemExit(1) from None
 
 
-def is_multirun() -> bool:
-    from experiments.run_folder import is_multirun as multirun
-
-    return multirun()
+def _say(lines: list[str]) -> None:
+    if lines:
+        print("\n".join(lines), file=sys.stderr, flush=True)

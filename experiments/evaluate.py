@@ -27,5 +27,5 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    check_command_line("evaluate", sys.argv[1:])
+    sys.argv[1:] = check_command_line("evaluate", sys.argv[1:])
     main()

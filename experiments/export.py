@@ -21,7 +21,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -29,7 +28,6 @@ from omegaconf import DictConfig, OmegaConf
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, os.environ["PROJECT_ROOT"])  # `python experiments/export.py` from any folder
 
-from experiments.checks import ConfigError  # noqa: E402
 from experiments.command_line import check_command_line, one_paragraph_errors  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -38,36 +36,21 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> dict[str, str]:
     with one_paragraph_errors(discard=Path(cfg.paths.output_dir)):
-        return export(cfg.ckpt_path, Path(cfg.paths.output_dir))
+        return export(cfg.ckpt_path, Path(cfg.paths.output_dir), list(cfg.get("trusted_packages") or []))
 
 
-def load_checkpoint(ckpt_path: str) -> dict[str, Any]:
-    """The checkpoint's weights and run config, or one paragraph saying why it is not one."""
-    import torch
-
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated file, another format, pickled objects
-        raise ConfigError(f"ckpt_path={ckpt_path} is not a checkpoint that loads with torch.load(weights_only=True) "
-                          f"({type(error).__name__}); give a .ckpt file that experiments/run.py wrote.") from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "run_config" not in checkpoint:
-        raise ConfigError(f"ckpt_path={ckpt_path} holds no model weights and run config, so it was not written "
-                          "by experiments/run.py; give one of a run's checkpoints/*.ckpt files.")
-    return checkpoint
-
-
-def export(ckpt_path: str, out_dir: Path) -> dict[str, str]:
+def export(ckpt_path: str, out_dir: Path, trusted_packages: list[str] | None = None) -> dict[str, str]:
     """Write model.pt2, model_state_dict.pt and export.json for ``ckpt_path`` into ``out_dir``,
     after checking both files' outputs against the checkpoint's model on the test split."""
     import torch
     from hydra.utils import instantiate
 
-    from experiments import utils
+    from experiments import checkpoints, utils
     from experiments.pipeline import build
 
     utils.quiet()
-    checkpoint = load_checkpoint(ckpt_path)
-    run_cfg = OmegaConf.create(checkpoint["run_config"])
+    checkpoint = checkpoints.read(ckpt_path)
+    run_cfg = checkpoints.run_config(checkpoint, ckpt_path, trusted_packages)
     model, datamodule = build(run_cfg)
     model.load_state_dict(checkpoint["state_dict"])
     net = model.net.eval()
@@ -123,5 +106,5 @@ def output_description(model) -> str:
 
 
 if __name__ == "__main__":
-    check_command_line("export", sys.argv[1:])
+    sys.argv[1:] = check_command_line("export", sys.argv[1:])
     main()

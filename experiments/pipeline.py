@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from experiments import hparams, utils
+from experiments import checkpoints, hparams, utils
 from experiments.checks import check_pairing, validate_config
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def run(cfg: DictConfig) -> float | None:
             utils.print_config_tree(cfg, save_to=folder.dir / "config_tree.log")
         metrics = train(cfg, folder)
         folder.finish(metrics, monitored_value(cfg, metrics))
-        shown = {k: round(v, 4) for k, v in metrics.items() if "/" in k and isinstance(v, float)}
+        shown = {k: float(f"{v:.6g}") for k, v in metrics.items() if "/" in k and isinstance(v, float)}
         log.info("Metrics: %s", shown)
         if metrics.get("best_model_path"):
             log.info("Best checkpoint: %s", metrics["best_model_path"])
@@ -149,21 +149,16 @@ def monitored_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
     return None
 
 
-def config_from_checkpoint(ckpt_path: str) -> DictConfig:
-    """The resolved run config saved inside a checkpoint (loaded without unpickling objects)."""
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such file")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    if "run_config" not in checkpoint:
-        raise ValueError(f"ckpt_path={ckpt_path} holds no run config: it was not written by experiments/run.py")
-    return OmegaConf.create(checkpoint["run_config"])
+def config_from_checkpoint(cfg: DictConfig) -> DictConfig:
+    """The run config saved inside ``cfg.ckpt_path``: data, never code (experiments/trusted.py)."""
+    return checkpoints.run_config(checkpoints.read(cfg.ckpt_path), cfg.ckpt_path, list(cfg.get("trusted_packages") or []))
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` with the model it was trained with, on its data unless
     ``cfg.data`` names other data; trainer, logger and paths come from ``cfg``."""
     utils.quiet()
-    run_cfg = config_from_checkpoint(cfg.ckpt_path)
+    run_cfg = config_from_checkpoint(cfg)
     with open_dict(run_cfg):
         for key in ("trainer", "logger", "paths", "seed", "task_name", "tags", "ckpt_path"):
             run_cfg[key] = cfg.get(key)
@@ -173,7 +168,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         run_cfg.train, run_cfg.test = False, True
     utils.print_config_tree(run_cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
     metrics = train(run_cfg)
-    log.info("Metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")})
+    log.info("Metrics: %s", {k: float(f"{v:.6g}") for k, v in metrics.items() if k.startswith("test/")})
     return metrics
 
 
@@ -185,7 +180,7 @@ def predict(cfg: DictConfig) -> Path:
     splits = ("train", "val", "test")
     if cfg.split not in splits:
         raise ValueError(f"split={cfg.split} is not allowed; use one of {', '.join(splits)}")
-    run_cfg = config_from_checkpoint(cfg.ckpt_path)
+    run_cfg = config_from_checkpoint(cfg)
     if cfg.get("data") is not None:
         run_cfg.data = cfg.data
     model, datamodule = build(run_cfg)

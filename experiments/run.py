@@ -36,5 +36,5 @@ if __name__ == "__main__":
     except run_folder.ResumeError as refused:
         print(refused.message, file=sys.stderr)
         sys.exit(refused.code)
-    check_command_line("run", sys.argv[1:])  # bad input: one paragraph, exit 1, no run folder
+    sys.argv[1:] = check_command_line("run", sys.argv[1:])  # bad input: one paragraph, exit 1, no run folder
     main()  # a signal ends it with SystemExit(128 + N) (lightning_modules/guards.py)

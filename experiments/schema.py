@@ -14,10 +14,20 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 # A nested object config (a node with ``_target_``), checked against its own schema.
 Obj = Any
+
+
+@dataclass(frozen=True)
+class AtLeast:
+    """A lower bound on a number (``Annotated[int, AtLeast(1)]``)."""
+
+    low: float
+
+
+BatchSize = Annotated[int, AtLeast(1)]
 
 PRECISIONS = (64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-true", "bf16-true",
               "16-mixed", "bf16-mixed", "transformer-engine", "transformer-engine-float16")
@@ -218,8 +228,8 @@ class FashionMNISTDataModule:
     data_dir: str = "data"
     val_size: int = 5000
     split_seed: int = 42
-    batch_size: int = 128
-    eval_batch_size: Optional[int] = 1000
+    batch_size: BatchSize = 128
+    eval_batch_size: Optional[BatchSize] = 1000
     augment: Obj = None
     channels_last: bool = False
     on_device: bool = False
@@ -234,8 +244,8 @@ class XORDataModule:
     test_size: int = 500
     std: float = 0.1
     seed: int = 42
-    batch_size: int = 128
-    eval_batch_size: Optional[int] = None
+    batch_size: BatchSize = 128
+    eval_batch_size: Optional[BatchSize] = None
     on_device: bool = False
 
 
@@ -246,8 +256,8 @@ class RegressionDataModule:
     train_fraction: float = 0.8
     shuffle_points: bool = False
     seed: int = 42
-    batch_size: int = 64
-    eval_batch_size: Optional[int] = None
+    batch_size: BatchSize = 64
+    eval_batch_size: Optional[BatchSize] = None
     on_device: bool = False
 
 
@@ -299,6 +309,8 @@ def conforms(value: Any, kind: Any) -> bool:
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if kind is Any:
         return True
+    if origin is Annotated:
+        return conforms(value, args[0]) and all(value >= a.low for a in args[1:] if isinstance(a, AtLeast))
     if origin in (Union, types.UnionType):
         return any(conforms(value, k) for k in args)
     if origin is Literal:
@@ -325,6 +337,8 @@ def describe(kind: Any) -> str:
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if kind is Any:
         return "anything"
+    if origin is Annotated:
+        return " ".join([describe(args[0]), *(f">= {a.low:g}" for a in args[1:] if isinstance(a, AtLeast))])
     if origin in (Union, types.UnionType):
         kinds = [k for k in args if not (k is int and float in args)]  # a number includes the integers
         return " or ".join(dict.fromkeys(describe(k) for k in kinds))

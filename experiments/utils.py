@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import rich
+import rich.console
 import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
@@ -85,19 +86,27 @@ GROUP_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths", "moni
 
 
 def print_config_tree(cfg: DictConfig, save_to: str | Path | None = None) -> None:
-    """Print the resolved config as a rich tree (and save it as plain text)."""
-    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    """Print the resolved config as a rich tree (and save it as plain text). No line is cut: a
+    terminal wraps long ones; a file or a pipe gets a console as wide as the widest line."""
     keys = [k for k in GROUP_ORDER if k in cfg] + [k for k in cfg if k not in GROUP_ORDER]
-    for key in keys:
-        branch = tree.add(key, style="bold")
-        node = cfg[key]
-        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
-        branch.add(rich.syntax.Syntax(text, "yaml"))
-    rich.print(tree)
+    texts = {k: OmegaConf.to_yaml(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else str(cfg[k]) for k in keys}
+    widest = max((len(line) for t in texts.values() for line in t.splitlines()), default=0) + 12  # + the tree's guides
+
+    def tree(wrap: bool) -> rich.tree.Tree:
+        root = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+        for key, text in texts.items():
+            root.add(key, style="bold").add(rich.syntax.Syntax(text, "yaml", word_wrap=wrap))
+        return root
+
+    console = rich.get_console()
+    if console.is_terminal:
+        console.print(tree(wrap=True))
+    else:
+        rich.console.Console(file=console.file, width=max(widest, 80), soft_wrap=False).print(tree(wrap=False))
     if save_to is not None:
         Path(save_to).parent.mkdir(parents=True, exist_ok=True)
         with open(save_to, "w") as f:
-            rich.print(tree, file=f)
+            rich.console.Console(file=f, width=max(widest, 80)).print(tree(wrap=False))
 
 
 def to_float(value: Any) -> float:

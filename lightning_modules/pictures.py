@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
-from torchvision.io import encode_png, write_file
+from torchvision.io import encode_png
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,12 @@ def publish(trainer: Trainer, tag: str, image: torch.Tensor) -> Path:
     path = Path(trainer.default_root_dir) / "pictures" / f"{tag.replace('/', '_')}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".png.partial")  # a viewer never sees half a file
-    write_file(str(partial), png)
-    os.replace(partial, path)
+    try:
+        partial.write_bytes(png.numpy().tobytes())  # an OSError that says why (a full disk), unlike write_file's
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 

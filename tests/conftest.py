@@ -22,8 +22,9 @@ QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "traine
 def compose_run(overrides: list[str], output_dir: Path, config_name: str = "run"):
     """The config `experiments/<config_name>.py OVERRIDES` would run with, writing to output_dir."""
     GlobalHydra.instance().clear()
+    logs = f"paths.log_dir={output_dir / 'logs'}"  # a sweep folder that composing creates lands in the test's folder
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name, overrides=[*QUIET, *overrides], return_hydra_config=True)
+        cfg = compose(config_name, overrides=[*QUIET, logs, *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # so model=/data= choices show in error messages
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)

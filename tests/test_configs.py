@@ -57,7 +57,7 @@ def test_impossible_pairing_fails_with_reason(overrides, message, tmp_path):
         ("monitor.mode=up", "monitor.mode=up is not allowed"),
         ("trainer.max_epochs=abc", "trainer.max_epochs='abc' is not allowed: trainer.max_epochs takes an integer"),
         ("data.batch_size=1.5", "data.batch_size=1.5 is not allowed: data.batch_size takes an integer"),
-        ("model.optimizer.lr=0", "model.optimizer.lr=0 is not allowed: a learning rate is a number > 0"),
+        ("model.optimizer.lr=0", "model.optimizer.lr=0 is not allowed: a learning rate is a finite number > 0"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is not allowed"),
         ("trainer.devices=64", "trainer.devices=64 is not allowed: this machine has"),
         ("monitor.metric=val/mse", "monitor.metric=val/mse is not allowed: lightning_modules.ClassificationModule does not log it"),

@@ -23,7 +23,11 @@ CORES = len(os.sched_getaffinity(0))
 BAD_VALUES = [
     (["trainer.max_epochs=abc"], "trainer.max_epochs='abc' is not allowed: trainer.max_epochs takes an integer"),
     (["data.batch_size=abc"], "data.batch_size='abc' is not allowed: data.batch_size takes an integer"),
-    (["model.optimizer.lr=-1"], "model.optimizer.lr=-1 is not allowed: a learning rate is a number > 0"),
+    (["model.optimizer.lr=-1"], "model.optimizer.lr=-1 is not allowed: a learning rate is a finite number > 0"),
+    (["model.optimizer.lr=inf"], "model.optimizer.lr=inf is not allowed: a learning rate is a finite number > 0"),
+    (["data.batch_size=0"], "data.batch_size=0 is not allowed: data.batch_size takes an integer >= 1"),
+    (["model=xor", "data=xor", "data.eval_batch_size=-5"], "data.eval_batch_size=-5 is not allowed: "
+                                                            "data.eval_batch_size takes an integer >= 1 or null"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not allowed: train for an integer >= 1 epochs"),
     ([f"trainer.devices={CORES + 1}"], f"trainer.devices={CORES + 1} is not allowed: this machine has {CORES} CPU core"),
     (["monitor.metric=val/accuracy"], "monitor.metric=val/accuracy is not allowed: lightning_modules.ClassificationModule "
@@ -69,6 +73,14 @@ def test_full_error_still_shows_the_paragraph_under_the_traceback(tmp_path):
     proc = script("run.py", "trainer.max_epochs=abc", tmp_path=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert proc.returncode == 1 and "Traceback" in proc.stderr
     assert "trainer.max_epochs='abc' is not allowed" in proc.stderr.splitlines()[-1]
+
+
+def test_any_trainer_argument_needs_no_plus_as_lightning_takes_it():
+    args = ["experiment=xor", "trainer.max_time=00:00:00:15", "trainer.detect_anomaly=false"]
+    assert check_command_line("run", args) == ["experiment=xor", "+trainer.max_time=00:00:00:15",
+                                               "+trainer.detect_anomaly=false"]
+    with pytest.raises(SystemExit):  # still refused: not an argument of lightning.pytorch.Trainer
+        check_command_line("run", ["trainer.max_tme=00:00:00:15"])
 
 
 def test_common_trainer_keys_need_no_plus(tmp_path):
