@@ -15,6 +15,28 @@ CONF = ROOT / "conf"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 
+# The checkout's own logs/: tests write only to their temporary folders (checked at the end).
+CHECKOUT_LOGS = ROOT / "logs"
+
+
+def _logs_listing() -> set[str]:
+    return {str(p.relative_to(ROOT)) for p in CHECKOUT_LOGS.rglob("*")} if CHECKOUT_LOGS.exists() else set()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_LOGS_BEFORE] = _logs_listing()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    added = sorted(_logs_listing() - session.config.stash.get(_LOGS_BEFORE, set()))
+    if added:
+        print(f"\nTests wrote into the checkout's logs/ ({len(added)} new entries, e.g. {added[:3]}): "
+              "every test must write only to its temporary folders.")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_LOGS_BEFORE = pytest.StashKey[set]()
+
 # Settings that keep test runs quiet and on the CPU.
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
