@@ -24,6 +24,8 @@ def first_line(exc: BaseException) -> str:
     """The error's first line; for a wrapped error (Hydra's InstantiationException) its cause's."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is None:  # not "[Errno 28] ..."
+        return f"{type(exc).__name__}: {exc.strerror}"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 

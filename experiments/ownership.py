@@ -18,7 +18,7 @@ from pathlib import Path
 LOCK_FILE = ".lock"
 # The lock file holds this much disk space for its run, given back when the run must write its
 # final record on a full disk (``free_reserve``), so that job.json can still say "failed".
-RESERVE_BYTES = 256 * 1024
+RESERVE_BYTES = 64 * 1024
 _created: set[str] = set()  # folders this process made
 _entries_before: dict[str, set[str]] = {}  # a folder that existed -> its entries then
 _locks: dict[str, int] = {}  # folder -> the open lock file

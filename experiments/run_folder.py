@@ -439,10 +439,12 @@ class RunFolder:
         self.guard.uninstall()
         signalled = self.guard.received
         if isinstance(exc, SystemExit) and not isinstance(exc, RunInterrupted) and signalled is not None:
-            # Lightning's own ways out after a signal: its SIGTERM stop mid-validation (exit code 0)
-            # and its exit(1) after a second Ctrl-C. Both are this signal's interruption.
+            # Lightning's own ways out after a signal: its SIGTERM stop mid-validation or at an
+            # epoch's end (exit code 0) and its exit(1) after a second Ctrl-C. Both are this
+            # signal's interruption, at the step of the newest checkpoint.
             last = self.checkpoints / LAST
-            stop = RunInterrupted(signalled, str(last) if last.exists() else None, -1)
+            step = checkpoints.global_step(last) if last.exists() else -1
+            stop = RunInterrupted(signalled, str(last) if last.exists() else None, step)
             self._exit(stop, tb)
             raise stop from exc
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C outside a training step

@@ -185,5 +185,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 kept = "the previous file is unchanged" if path.exists() else "no file was written"
                 raise CheckpointWriteError(
                     exc.errno, f"could not write checkpoint {path}: {os.strerror(exc.errno)} ({kept}); "
-                    f"free space under {path.parent} and resume") from exc
+                    f"free space under {path.parent} and resume") from None  # the message says it all
             raise

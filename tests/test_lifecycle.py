@@ -56,17 +56,27 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in events.Scalars(tag)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used (its user + system time): unlike the wall clock, it does
+    not run on while other work on the machine holds the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def signal_after_first_checkpoint(args: list[str], logs: Path, *signums: int,
-                                  wait: float = 0.5) -> subprocess.CompletedProcess:
-    """Start a run; once its first epoch's last.ckpt exists, wait ``wait`` s (so mid-epoch 1)
-    and send each of ``signums``, 50 ms apart (two signals sent at once would merge into one)."""
+                                  wait: float = 0.8) -> subprocess.CompletedProcess:
+    """Start a run; once its first epoch's last.ckpt exists and the run has computed ``wait`` s
+    more (so mid-epoch 1), send each of ``signums``, 50 ms apart (two signals sent at once would
+    merge into one)."""
     proc = subprocess.Popen(command(*args, logs=logs), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list(logs.rglob("last.ckpt")):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.1)
-    time.sleep(wait)
+    start = cpu_seconds(proc.pid)
+    while proc.poll() is None and cpu_seconds(proc.pid) - start < wait and time.time() < deadline:
+        time.sleep(0.05)
     for signum in signums:
         proc.send_signal(signum)
         time.sleep(0.05)
@@ -230,7 +240,8 @@ def test_full_disk_keeps_the_previous_last_checkpoint_loadable(tmp_path, small_d
 @pytest.mark.slow
 def test_sweep_exits_nonzero_when_jobs_fail_and_stops_on_sigterm(tmp_path):
     sweep = tmp_path / "failing"
-    proc = cli("-m", *XOR, "trainer.max_epochs=1", "data.batch_size=0,-1", f"hydra.sweep.dir={sweep}",
+    # Nets whose outputs do not fit the task: found in each job, once the model and data are built.
+    proc = cli("-m", *XOR, "trainer.max_epochs=1", "model.net.num_outputs=3,5", f"hydra.sweep.dir={sweep}",
                logs=tmp_path, expect=1)
     rows = (sweep / "summary.csv").read_text().splitlines()
     assert len(rows) == 3 and all(",failed," in r for r in rows[1:]) and "2 failed" in proc.stdout
