@@ -46,8 +46,8 @@ def check_command_line(config_name: str, args: list[str]) -> None:
     bad one is that job's failed row."""
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --help, --cfg, --info ...: Hydra's business
-    # A launcher other than Hydra's basic or joblib runs the jobs on other machines.
-    elsewhere = any(re.match(r"hydra/launcher=(?!basic$|joblib$)", a) for a in args)
+    # A launcher other than Hydra's basic or joblib (or ours, parallel) runs the jobs on other machines.
+    elsewhere = any(re.match(r"hydra/launcher=(?!basic$|joblib$|parallel$)", a) for a in args)
     jobs = job_overrides(args)
     errors = []
     hydra_log = logging.getLogger("hydra.utils")  # logs each failed import; the paragraph says it once
