@@ -12,12 +12,14 @@ once (two terminals, a SLURM array of searches) and any of them can die.
   the study, and an invocation's exit code counts only its own jobs (experiments/sweep_report.py).
 
 The loop is ``_ask`` / ``launch`` / ``_tell`` over batches of ``n_jobs`` trials. The plugin's
-parsing of the search space, its sampler and its trial set-up are used as they are; the class is
-declared in hydra_plugins/lightning_hydra_lab/optuna_sweeper.py.
+parsing of the search space, its sampler and its trial set-up are used as they are; the sweeper
+is declared in hydra_plugins/lightning_hydra_lab/optuna_sweeper.py, which imports this module
+(and Optuna) only when a search runs.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -26,6 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+import optuna
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import OmegaConf
 
 from experiments.file_lock import held
@@ -35,13 +39,13 @@ JOB_DIR_ATTR = "job_dir"  # a trial's user attribute: its job's folder
 SQLITE = "sqlite:///"
 
 
-class StudyBehaviour:
-    """Mixed into the Hydra Optuna plugin's sweeper (its ``OptunaSweeperImpl``)."""
+class StudySweeper(OptunaSweeperImpl):
+    """The Hydra Optuna plugin's sweeper (its implementation class) with our loop."""
 
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
                  n_jobs: int, max_failure_rate: float, params: Any = None, search_space: Any = None,
                  custom_search_space: str | None = None, heartbeat_interval: int = 10, grace_period: int = 60):
-        super().__init__(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,  # type: ignore[call-arg]
+        super().__init__(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
                          search_space, custom_search_space, params)
         self.heartbeat_interval, self.grace_period = int(heartbeat_interval), int(grace_period)
 
@@ -71,11 +75,6 @@ class StudyBehaviour:
 
     def _search_space(self, arguments: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Optuna distributions and fixed values from ``params`` and the command line (the plugin's parsing)."""
-        import functools
-
-        import optuna
-        from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
-
         self._process_searchspace_config()
         space, fixed = create_params_from_overrides([*self._parse_sweeper_params_config(), *arguments])
         space = {**(self.search_space_distributions or {}), **space}
@@ -100,8 +99,6 @@ class StudyBehaviour:
     def _tell(self, study: Any, trial: Any, ret: Any) -> bool:
         """Tell the study a job's outcome: COMPLETE with its value, or FAIL (a failed or lost
         job returns no value). Whether it completed."""
-        import optuna
-
         try:
             value = ret.return_value  # a job that raised past Hydra raises here
             values = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
@@ -120,8 +117,6 @@ class StudyBehaviour:
 
     def _save_results(self, study: Any, directions: list[str]) -> None:
         """optimization_results.yaml in the sweep folder, as the plugin writes it."""
-        import optuna
-
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if not complete:
             log.warning("No trial of study %s has completed yet", study.study_name)
@@ -140,10 +135,6 @@ def open_study(storage: Any, study_name: str | None, sampler: Any, directions: S
                heartbeat_interval: int, grace_period: int) -> tuple[Any, Any]:
     """The study (created if new) and its storage, with heartbeats on; its trials whose
     invocation stopped sending heartbeats are failed. An SQLite file is opened under a lock."""
-    import functools
-
-    import optuna
-
     if not (isinstance(storage, str) and storage.startswith(SQLITE)):  # in memory, or a storage object
         return optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, directions=directions,
                                    load_if_exists=True), None
