@@ -28,7 +28,10 @@ from typing import Any, Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 
+from experiments.file_lock import held
 from experiments.lost_jobs import lost_job, process_death
+from experiments.records import write_summary
+from experiments.sweep_report import LOCK_FILE
 
 log = logging.getLogger(__name__)
 # The signals a run stops at with a checkpoint (lightning_modules/guards.py STOP_SIGNALS;
@@ -64,7 +67,9 @@ class ProcessPerJob:
             returns = Parallel(n_jobs=n_jobs, backend="threading", verbose=int(self.joblib.get("verbose") or 0))(
                 delayed(jobs.run)(idx, list(overrides))
                 for idx, overrides in enumerate(job_overrides, start=initial_job_idx))
-        if jobs.exit_code is not None:  # a signal, or a job's own exit: the sweep stops here
+        if jobs.exit_code is not None:  # a signal, or a job's own exit: the sweep stops here, summarised
+            with held(sweep_dir / LOCK_FILE):
+                write_summary(sweep_dir)
             raise SystemExit(jobs.exit_code)
         return returns
 
@@ -91,7 +96,13 @@ class _Jobs:
         process = self.context.Process(target=_job_process, args=(payload, send), name=f"job {num}", daemon=False)
         if self.exit_code is not None:
             return None  # the sweep is stopping: this job never starts
-        process.start()  # outside the lock: the first start waits for the fork server's imports
+        try:
+            process.start()  # outside the lock: the first start waits for the fork server's imports
+        except Exception as exc:  # noqa: BLE001 - e.g. no memory left to fork: this job's row
+            send.close()
+            receive.close()
+            log.error("Job %d could not start: %s", num, exc)
+            return lost_job(self.sweep_dir, num, overrides, "failed", f"its process could not start: {exc}")
         with self.lock:
             self.running[num] = process
             late = self.signalled  # a signal that came while it started
