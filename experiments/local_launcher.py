@@ -52,7 +52,12 @@ class LocalBehaviour:
 
     @staticmethod
     def _result(job: Any, num: int, overrides: list[str], sweep_dir: Path) -> JobReturn:
+        from submitit.core.utils import UncompletedJobError
+
+        job.wait()
         try:
+            if not job.paths.result_pickle.exists():  # written before its process ends: there is none
+                raise UncompletedJobError(f"job {job.job_id} has no result")  # (results() would wait 15 s more)
             return job.results()[0]
         except Exception as exc:  # noqa: BLE001 - a lost job is a row, the sweep goes on
             error = _why_lost(job, exc)
