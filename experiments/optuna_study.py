@@ -19,6 +19,7 @@ is declared in hydra_plugins/lightning_hydra_lab/optuna_sweeper.py, which import
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -133,15 +134,17 @@ class StudySweeper(OptunaSweeperImpl):
 
 def open_study(storage: Any, study_name: str | None, sampler: Any, directions: Sequence[str],
                heartbeat_interval: int, grace_period: int) -> tuple[Any, Any]:
-    """The study (created if new) and its storage, with heartbeats on; its trials whose
-    invocation stopped sending heartbeats are failed. An SQLite file is opened under a lock."""
-    if not (isinstance(storage, str) and storage.startswith(SQLITE)):  # in memory, or a storage object
+    """The study (created if new) and its database storage, with heartbeats on; its trials whose
+    invocation stopped sending heartbeats are failed. An SQLite file is opened under a lock
+    beside it (a database server creates its tables once by itself)."""
+    if not isinstance(storage, str):  # in memory, or a storage object of the user's: as Hydra's sweeper
         return optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, directions=directions,
                                    load_if_exists=True), None
-    path = Path(storage[len(SQLITE):])
-    with held(path.with_name(f"{path.name}.lock")):  # SQLite does not create folders; held() does
+    sqlite = Path(storage[len(SQLITE):]) if storage.startswith(SQLITE) else None
+    lock = held(sqlite.with_name(f"{sqlite.name}.lock")) if sqlite else contextlib.nullcontext()
+    with lock:  # SQLite does not create folders; held() does
         rdb = optuna.storages.RDBStorage(
-            storage, engine_kwargs={"connect_args": {"timeout": 60}},  # wait for the other invocations' writes
+            storage, engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,  # wait for others' writes
             heartbeat_interval=heartbeat_interval, grace_period=grace_period,
             failed_trial_callback=functools.partial(_record_dead_trial, grace_period=grace_period))
         study = optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler, directions=directions,
