@@ -12,7 +12,7 @@ once (``preload``), so a job starts as fast as in a warm loky worker. A child th
 Signals: each job runs in a process group of its own, and the sweep's process forwards SIGTERM,
 SIGUSR1 and SIGINT (a terminal's Ctrl-C reaches only the sweep) to its running jobs once; they
 stop at a checkpoint as a single run does, no further job starts, and the sweep exits 128 + N. If
-the sweep's process itself is killed, its jobs get SIGTERM (Linux) and stop the same way.
+the sweep's process itself is killed, its jobs get SIGTERM and stop the same way.
 """
 
 from __future__ import annotations
@@ -93,20 +93,23 @@ class _Jobs:
         payload = cloudpickle.dumps((num, overrides, launcher.hydra_context, launcher.config, launcher.task_function,
                                      Singleton.get_state()))
         receive, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=_job_process, args=(payload, send), name=f"job {num}", daemon=False)
+        watched, sweep_alive = self.context.Pipe(duplex=False)  # the job's end reads EOF when the sweep dies
+        process = self.context.Process(target=_job_process, args=(payload, send, watched), name=f"job {num}",
+                                       daemon=False)
         if self.exit_code is not None:
             return None  # the sweep is stopping: this job never starts
         try:
             process.start()  # outside the lock: the first start waits for the fork server's imports
         except Exception as exc:  # noqa: BLE001 - e.g. no memory left to fork: this job's row
-            send.close()
-            receive.close()
+            for end in (send, receive, watched, sweep_alive):
+                end.close()
             log.error("Job %d could not start: %s", num, exc)
             return lost_job(self.sweep_dir, num, overrides, "failed", f"its process could not start: {exc}")
         with self.lock:
             self.running[num] = process
             late = self.signalled  # a signal that came while it started
         send.close()
+        watched.close()
         if late is not None:
             os.kill(process.pid, late)
         try:
@@ -116,6 +119,7 @@ class _Jobs:
         finally:
             receive.close()
             process.join()
+            sweep_alive.close()
             with self.lock:
                 self.running.pop(num, None)
         if message is None:
@@ -178,16 +182,16 @@ def _fork_server(preload: list[str]):
     return context
 
 
-def _job_process(payload: bytes, send: Any) -> None:
+def _job_process(payload: bytes, send: Any, sweep_alive: Any) -> None:
     """The job's process: run the job as Hydra's launchers do and send back its JobReturn, or
     ("exited", code) when it ends the process (a signal's RunInterrupted is a SystemExit)."""
+    import cloudpickle
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import run_job
-    import cloudpickle
     from omegaconf import open_dict
 
     os.setpgrp()  # a terminal's Ctrl-C reaches the sweep, which forwards it once
-    _stop_with_parent()
+    threading.Thread(target=_stop_with_sweep, args=(sweep_alive,), name="sweep alive", daemon=True).start()
     num, overrides, hydra_context, config, task_function, singleton_state = cloudpickle.loads(payload)
     try:
         setup_globals()
@@ -208,7 +212,10 @@ def _job_process(payload: bytes, send: Any) -> None:
         data = cloudpickle.dumps(message)
     except Exception:  # noqa: BLE001 - an error object that does not pickle: its text still tells
         ret = message[1]
-        ret._return_value = RuntimeError(str(ret._return_value))
+        try:
+            ret.return_value  # a FAILED job's raises its error
+        except Exception as error:  # noqa: BLE001
+            ret.return_value = RuntimeError(f"{type(error).__name__}: {error}")  # its status stays FAILED
         data = cloudpickle.dumps(message)
     send.send_bytes(data)
     send.close()
@@ -216,15 +223,11 @@ def _job_process(payload: bytes, send: Any) -> None:
     sys.stderr.flush()
 
 
-def _stop_with_parent() -> None:
-    """SIGTERM when the fork server ends (it ends with the sweep's process): a job whose sweep was
-    killed stops at a checkpoint instead of running on unseen. Linux only."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
+def _stop_with_sweep(sweep_alive: Any) -> None:
+    """SIGTERM to this job when the sweep's process ends without closing its end of the pipe
+    (killed): the job stops at a checkpoint instead of running on unseen."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
+        sweep_alive.recv_bytes()  # the sweep never sends: this returns at its death
+    except (EOFError, OSError):
         pass
+    os.kill(os.getpid(), signal.SIGTERM)

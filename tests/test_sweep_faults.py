@@ -107,6 +107,25 @@ def test_parallel_sweep_stopped_by_sigterm_stops_its_running_jobs_at_a_checkpoin
         assert f"Resume with: python experiments/run.py resume={job}" in err
 
 
+@pytest.mark.slow
+def test_jobs_of_a_killed_parallel_sweep_stop_at_a_checkpoint(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = start("-m", *FAST_XOR, "trainer.max_epochs=400", "trainer.check_val_every_n_epoch=1",
+                 "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=1,2", f"hydra.sweep.dir={sweep}",
+                 logs=tmp_path)
+    wait_until(lambda: len(list(sweep.glob("*/checkpoints/last.ckpt"))) == 2, proc)
+    pids = [record(job)["pid"] for job in job_dirs(sweep)]
+    proc.kill()  # SIGKILL: the sweep cannot tell its jobs; they find out themselves
+    proc.communicate()
+    deadline = time.time() + 60
+    while any(record(job)["status"] == "running" for job in job_dirs(sweep)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert [record(job)["status"] for job in job_dirs(sweep)] == ["interrupted", "interrupted"]
+    time.sleep(1)
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()
+                and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"], "no job runs on unseen"
+
+
 def test_the_parallel_launcher_forwards_the_signals_a_run_stops_at():
     from experiments.parallel_launcher import FORWARDED
     from lightning_modules.guards import STOP_SIGNALS
