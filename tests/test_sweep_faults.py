@@ -267,6 +267,7 @@ def test_a_search_killed_mid_trial_has_that_trial_failed_when_the_study_is_next_
     assert "(2 jobs in all; this invocation: 1 jobs, 0 failed)" in out
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # fail_stale_trials, as the sweeper
 def test_a_heartbeat_recorded_by_trial_id_keeps_a_trial_alive_until_it_stops(tmp_path):
     """experiments/optuna_internals.py's private read, and Optuna's heartbeat as the sweeper uses it."""
     import optuna
