@@ -1,10 +1,12 @@
-"""Benchmark suite: framework overhead, time to accuracy, start-up, scaling, torch.compile, pictures.
+"""Benchmark suite: framework overhead, time to accuracy, start-up, scaling, torch.compile, pictures,
+sweep launchers.
 
     python benchmarks/run.py                          # everything (about 20 min on 2 CPU cores)
     python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
     python benchmarks/run.py --only overhead,startup --repeats 5
     python benchmarks/run.py --only tta --recipes fashion_fast
     python benchmarks/run.py --only pictures          # the TensorBoard pictures' share of a run
+    python benchmarks/run.py --only sweeps            # a sweep of short jobs: joblib vs parallel launcher
     python benchmarks/run.py --device cuda --only overhead,tta,compile   # on a GPU machine
     python benchmarks/run.py --publish                # and update the published benchmarks/RESULTS.md
     make bench ARGS="--only overhead"
@@ -36,7 +38,7 @@ from rich.table import Table  # noqa: E402
 
 from benchmarks.common import ROOT  # noqa: E402
 
-SECTIONS = ("overhead", "tta", "startup", "scaling", "compile", "pictures")
+SECTIONS = ("overhead", "tta", "startup", "scaling", "compile", "pictures", "sweeps")
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 MARKDOWN = ROOT / "benchmarks" / "RESULTS.md"
 
@@ -119,6 +121,12 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Pictures: the TensorBoard pictures' time in a run, validation pictures only, median",
                     ["case", "config", "epochs", "fit s", "epoch s", "pictures drawn", "pictures s",
                      "share", "ms per picture", "graph once ms", "repeats"], rows))
+    if "sweeps" in results:
+        rows = [[f"hydra/launcher={r['launcher']}", str(r["jobs"]), fmt(r["wall_s"], 1), fmt(r["first_job_s"], 1),
+                 fmt(r["job_wall_s"], 1), fmt(r["ratio_to_joblib"], 2), str(r["repeats"])] for r in results["sweeps"]]
+        out.append(("Sweep launchers: 6 short XOR jobs, 2 at a time, the whole command, median",
+                    ["launcher", "jobs", "wall s", "first job starts at s", "job s", "pair ratio to joblib",
+                     "repeats"], rows))
     return out
 
 
@@ -140,7 +148,7 @@ def to_markdown(results: dict, args: argparse.Namespace, published: bool = False
            "--only overhead,startup --repeats 5 --publish`; every figure is also in `benchmarks/results/latest.json`.",
            ""] if published else []),
     ]
-    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures"), SECTIONS))
+    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures", "Sweep"), SECTIONS))
     for title, header, rows in tables(results):
         section = next(v for k, v in names.items() if title.startswith(k))
         if section in results.get("carried", {}):
@@ -171,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="repeats per measurement (default: overhead 9, startup 3, scaling 1)")
+                        help="repeats per measurement (default: overhead 9, startup 3, scaling 1, sweeps 3)")
     parser.add_argument("--quick", action="store_true",
                         help="overhead, startup and fashion_fast only, 1 repeat, scaling up to 1e5 points")
     parser.add_argument("--recipes", default="fashion_seed,fashion_fast,fashion_best",
@@ -261,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import pictures
 
         results["pictures"] = pictures.run(args.repeats or 1, args.device, log=log)
+    if "sweeps" in sections:
+        from benchmarks import sweeps
+
+        results["sweeps"] = sweeps.run(args.repeats or 3, log=log)
     results["bench_wall_s"] = time.perf_counter() - started
     ran = [s for s in SECTIONS if s in results]
     results["sections_run"] = ran

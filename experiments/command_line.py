@@ -70,8 +70,8 @@ class MissingArgument(Exception):
 
 
 def check_jobs(config_name: str, args: list[str]) -> None:
-    # A launcher other than Hydra's basic or joblib runs the jobs on other machines.
-    elsewhere = any(re.match(r"hydra/launcher=(?!basic$|joblib$)", a) for a in args)
+    # A launcher other than Hydra's basic or joblib (or ours, parallel) runs the jobs on other machines.
+    elsewhere = any(re.match(r"hydra/launcher=(?!basic$|joblib$|parallel$)", a) for a in args)
     jobs = job_overrides(args)
     errors = []
     hydra_log = logging.getLogger("hydra.utils")  # logs each failed import; the paragraph says it once

@@ -12,6 +12,8 @@ from typing import Any
 
 from experiments.run_folder import JOB_FILE, write_json_atomic, write_text_atomic
 
+UNREADABLE = "unreadable"  # the status of a row whose job.json cannot be read
+
 
 def write_record(job_dir: Path, record: dict[str, Any]) -> None:
     write_json_atomic(Path(job_dir) / JOB_FILE, record)
@@ -19,10 +21,19 @@ def write_record(job_dir: Path, record: dict[str, Any]) -> None:
 
 def load_records(sweep_dir: Path) -> list[dict[str, Any]]:
     """Every job record under sweep_dir (sub-folders too: an Optuna study keeps one sweep
-    folder per invocation), each with ``dir``, its folder relative to sweep_dir."""
+    folder per invocation), each with ``dir``, its folder relative to sweep_dir. A record that
+    cannot be read is an ``unreadable`` row saying why: the summary still lists every job."""
     records = []
     for path in sorted(Path(sweep_dir).rglob(JOB_FILE)):
-        record = json.loads(path.read_text())
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        except (OSError, ValueError) as exc:  # empty, truncated, not JSON (UnicodeDecodeError too)
+            why = str(exc) or type(exc).__name__
+            record = {"status": UNREADABLE, "objective": None, "metrics": {},
+                      "error": f"{JOB_FILE} cannot be read ({why}): the job's outcome is unknown; "
+                               "its folder still holds what it wrote"}
         record["dir"] = str(path.parent.relative_to(sweep_dir))
         records.append(record)
     return records
@@ -69,7 +80,8 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     write_text_atomic(sweep_dir / "summary.csv", table.getvalue())
 
     # The table shows what differs between jobs; what all share is said once above it.
-    common = set.intersection(*(set(r.get("overrides") or []) for r in records)) if records else set()
+    known = [r for r in records if r.get("status") != UNREADABLE]  # an unreadable record has no overrides
+    common = set.intersection(*(set(r.get("overrides") or []) for r in known)) if known else set()
     shown = [m for m in metrics if m.startswith(("val/", "test/"))]
     header = ["#", "job", "status", "overrides", "objective", *shown, "wall s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -80,7 +92,7 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
                  *[_fmt(row[m]) for m in shown], _fmt(row["wall_s"])]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     monitor = next((r["monitor"] for r in rows if r["monitor"]), "the monitored metric")
-    shared = " ".join(o for o in (records[0].get("overrides") or []) if o in common) if records else ""
+    shared = " ".join(o for o in (known[0].get("overrides") or []) if o in common) if known else ""
     title = (f"# Sweep {sweep_dir}\n\n{len(rows)} jobs, best {monitor} first."
              f"\n\nEvery job: `{shared or '(no common overrides)'}`\n\n")
     write_text_atomic(sweep_dir / "summary.md", title + "\n".join(lines) + "\n")

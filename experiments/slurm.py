@@ -18,7 +18,6 @@ declared in hydra_plugins/lightning_hydra_lab/slurm_launcher.py.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -29,12 +28,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.core.utils import JobReturn, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
 
-from experiments.resolvers import sweep_job_dir
-from experiments.run_folder import JOB_FILE, write_json_atomic
+from experiments.lost_jobs import lost_job
 
 # submitit reads this when it is imported: SLURM then sends SIGUSR1, the signal a run stops at
 # with a checkpoint, before the time limit (submitit's own default, USR2, would stop it mid-step).
@@ -104,19 +102,6 @@ def check_request(params: dict[str, Any]) -> None:
                 f"{setting} asks for {asked:g}{unit} {what} {per}, but partition {name} offers at most "
                 f"{limit:g}{unit} (sinfo); the job would wait forever. Lower the request "
                 f"(or, for GPUs, use trainer=cpu) or pick another partition with hydra.launcher.partition=...")
-
-
-def _record_lost_job(job_dir: Path, job_num: int, overrides: list[str], status: str, error: str) -> None:
-    """The row of a job that never returned (killed, cancelled, timed out too often)."""
-    path = job_dir / JOB_FILE
-    record = json.loads(path.read_text()) if path.is_file() else {}
-    checkpoints = sorted(str(p) for p in (job_dir / "checkpoints").glob("*.ckpt"))
-    record.update(job=job_num, overrides=record.get("overrides", overrides), status=status, error=error,
-                  objective=None, checkpoints=checkpoints,
-                  last_checkpoint=next((c for c in checkpoints if c.endswith("last.ckpt")), None), ended=time.time())
-    record.setdefault("started", record["ended"])
-    record.setdefault("metrics", {})
-    write_json_atomic(path, record)
 
 
 def _why_lost(job: Any, exc: Exception) -> tuple[str, str]:
@@ -194,11 +179,7 @@ class ClusterBehaviour:
         except Exception as exc:  # noqa: BLE001 - a lost job is a row, the sweep goes on
             status, error = _why_lost(job, exc)
             log.error("SLURM job %s (job %d) returned no result: %s", job.job_id, num, error)
-            # the job's folder as conf/run.yaml names it (hydra.sweep.subdir)
-            _record_lost_job(sweep_job_dir(sweep_dir, num, overrides), num, overrides, status, error)
-            ret = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
-            ret.return_value = None  # what a failed job returns; Optuna records it as failed
-            return ret
+            return lost_job(sweep_dir, num, overrides, status, error)
 
 
 def _pending_reason(job_id: str) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -16,11 +18,19 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.file_lock import held
 from experiments.records import load_records, write_record, write_summary
 from experiments.run_folder import JOB_FILE, first_line, is_multirun, is_rank_zero, write_json_atomic
 
 log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
+LOCK_FILE = ".summary.lock"  # held while the summary is rewritten
+# Hydra's own launchers that end a sweep when one job's process dies: theirs, and ours instead.
+HYDRA_LAUNCHERS_WITHOUT_ROWS = {
+    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher": ("hydra/launcher=joblib", "parallel"),
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher": ("hydra/launcher=submitit_local",
+                                                                              "local"),
+}
 
 
 def swept_keys(overrides: list[str], sweeper_params: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -59,10 +69,11 @@ class SweepReport(Callback):
         self._started = time.time()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # An SQLite study lives beside the sweep folders; SQLite does not create folders.
-        storage = OmegaConf.select(config, "hydra.sweeper.storage", default=None)
-        if isinstance(storage, str) and storage.startswith("sqlite:///"):
-            Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        target = OmegaConf.select(config, "hydra.launcher._target_", default="")
+        if target in HYDRA_LAUNCHERS_WITHOUT_ROWS:
+            log.warning("%s: one job that dies (killed, out of memory) ends this whole sweep, without a summary; "
+                        "hydra/launcher=%s makes it a failed row and the sweep goes on",
+                        *HYDRA_LAUNCHERS_WITHOUT_ROWS[target])
         # Before any job starts: each job's folder is named by its values of these keys.
         params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
         swept = swept_keys(list(config.hydra.overrides.task),
@@ -81,9 +92,11 @@ class SweepReport(Callback):
         job_dir = Path(hydra_cfg.runtime.output_dir)
         if not (job_dir / JOB_FILE).exists():
             self._record_hydra_failure(hydra_cfg, job_dir, job_return)
+        report_dir = Path(self.report_dir or hydra_cfg.sweep.dir)
         try:
-            write_summary(self.report_dir or hydra_cfg.sweep.dir)
-        except OSError as exc:  # the final summary (on_multirun_end) will try again
+            with held(report_dir / LOCK_FILE):
+                write_summary(report_dir)
+        except Exception as exc:  # noqa: BLE001 - the final summary (on_multirun_end) tries again, and tells
             log.warning("Could not update the sweep summary: %s", exc)
 
     def _record_hydra_failure(self, hydra_cfg: DictConfig, job_dir: Path, job_return: Any) -> None:
@@ -101,26 +114,49 @@ class SweepReport(Callback):
         })
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(self.report_dir or config.hydra.sweep.dir)
-        if not sweep_dir.is_dir():
+        """The summary over report_dir, the best job and this invocation's failed jobs; exit code 1
+        when any job of this invocation (its sweep folder) did not succeed. An Optuna study's
+        summary lists every trial of every invocation, but another invocation's jobs, still
+        running or failed, are that invocation's to report."""
+        sweep_dir = Path(config.hydra.sweep.dir)
+        report_dir = Path(self.report_dir or sweep_dir)
+        if not report_dir.is_dir():
             return
-        rows = write_summary(sweep_dir)
         try:
-            write_hparams_experiment(sweep_dir)
-        except (OSError, ValueError) as exc:  # the summary tables are written; say why this is not
-            log.warning("Could not write the sweep's TensorBoard hparams experiment: %s", exc)
-        failed = [r for r in rows if r["status"] != "ok"]
-        lines = [f"Sweep summary: {sweep_dir / 'summary.md'} ({len(rows)} jobs, {len(failed)} failed)"]
+            with held(report_dir / LOCK_FILE):  # one writer at a time: invocations of a study share it
+                rows = write_summary(report_dir)
+                try:
+                    write_hparams_experiment(report_dir)
+                except (OSError, ValueError) as exc:  # the summary tables are written; say why this is not
+                    log.warning("Could not write the sweep's TensorBoard hparams experiment: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - never a warning that leaves exit code 0
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            rewrite = f"from experiments.records import write_summary; write_summary({str(report_dir)!r})"
+            print(f"Could not write the sweep's summary in {report_dir} ({type(exc).__name__}: {exc}). Each "
+                  f"job's outcome is in its folder's {JOB_FILE}; fix the cause (disk space, permissions), then "
+                  f"write the summary with: python -c {shlex.quote(rewrite)}", file=sys.stderr, flush=True)
+            sys.exit(1)
+        own = [r for r in rows if _is_under(report_dir / r["dir"], sweep_dir)]
+        failed = [r for r in own if r["status"] != "ok"]
+        counts = f"{len(rows)} jobs, {len(failed)} failed"
+        if len(own) < len(rows):
+            counts = f"{len(rows)} jobs in all; this invocation: {len(own)} jobs, {len(failed)} failed"
+        lines = [f"Sweep summary: {report_dir / 'summary.md'} ({counts})"]
         if rows and rows[0]["status"] == "ok":
             best = rows[0]
-            lines.append(f"Best job: {sweep_dir / best['dir']}  {best['monitor']}={best['objective']:.6g}"
+            lines.append(f"Best job: {report_dir / best['dir']}  {best['monitor']}={best['objective']:.6g}"
                          f"  [{best['overrides']}]")
         for r in failed:
-            lines.append(f"{r['status'].capitalize()} job: {sweep_dir / r['dir']}  {r['error']}  [{r['overrides']}]")
+            lines.append(f"{r['status'].capitalize()} job: {report_dir / r['dir']}  {r['error']}  [{r['overrides']}]")
         # print, not log: after a multirun the log file handler still points into the last job's folder
         print("\n".join(lines), flush=True)
         if failed:  # after the summary: scripts and CI see that not every job succeeded
             sys.exit(1)
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 # Scalars that change every step or are settings, not results to compare runs by.

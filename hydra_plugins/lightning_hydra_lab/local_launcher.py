@@ -1,0 +1,10 @@
+"""``hydra/launcher=local`` (conf/hydra/launcher/local.yaml): Hydra's submitit local launcher, where
+a job that returns no result is a row; the code is experiments/local_launcher.py."""
+
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher as SubmititLocalLauncher
+
+from experiments.local_launcher import LocalBehaviour
+
+
+class LocalLauncher(LocalBehaviour, SubmititLocalLauncher):
+    pass
