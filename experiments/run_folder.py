@@ -54,10 +54,6 @@ def unique_dir(parent: str, name: str = "") -> str:
     """``PARENT/<YYYY-MM-DD_HH-MM-SS>_<NAME>_<6 hex digits>`` (no ``_<NAME>`` part for an empty
     name), created here. The timestamp comes first, so folders sort by start time."""
     parent_dir = Path(parent)
-    if os.environ.get("PYTEST_CURRENT_TEST") and str(parent).startswith("/work/main/logs"):  # DEBUG-REMOVE
-        import traceback
-        with open("/tmp/p/unique_dir_debug.txt", "a") as f:
-            f.write(os.environ["PYTEST_CURRENT_TEST"] + "\n" + "".join(traceback.format_stack()[-12:]) + "\n")
     try:
         parent_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # checked before Hydra starts (experiments/command_line.py); a race since
