@@ -1,5 +1,5 @@
 """Shared by the sections: composing conf/run.yaml as experiments/run.py does, and timing one
-epoch of the framework (``experiments.pipeline.train``) or of the plain loop on the same config."""
+epoch of the framework (``experiments.pipeline.fit_and_test``) or of the plain loop on the same config."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from experiments.utils import skip_gpu_probe_without_gpu  # noqa: E402
+from experiments.config.hardware import skip_gpu_probe_without_gpu  # noqa: E402
 
 TIMER = "+callbacks.epoch_timer._target_=benchmarks.timing.EpochTimer"
 # The framework sets this in every run; the plain loop, timed in the same process, must not pay
@@ -56,22 +56,23 @@ def device_overrides(device: str) -> list[str]:
 def framework_epoch(overrides: list[str], workdir: str | os.PathLike, device: str = "cpu",
                     epochs: int = 1) -> dict[str, Any]:
     """One epoch (the last of ``epochs``: all are in ``EpochTimer.records``) through
-    ``experiments.pipeline.train`` in a ``RunFolder`` (callbacks, loggers, checkpointing as
+    ``experiments.pipeline.fit_and_test`` in a ``RunFolder`` (callbacks, loggers, checkpointing as
     configured, and the run folder's signal and NaN guards), as experiments/run.py
     runs it, timed in-process by :class:`benchmarks.timing.EpochTimer`. Console output (progress
     bar, model summary) is produced as usual but sent to a buffer."""
     from benchmarks.timing import EpochTimer
-    from experiments import pipeline, utils
-    from experiments.run_folder import RunFolder
+    from experiments import pipeline
+    from experiments.runs import console
+    from experiments.runs.folder import RunFolder
 
-    utils.quiet()
+    console.quiet()
     out = tempfile.mkdtemp(prefix="fw-", dir=workdir)
     cfg = compose_run([*overrides, *device_overrides(device), f"trainer.max_epochs={epochs}", "test=false",
                        f"paths.output_dir={out}", TIMER])
     EpochTimer.records.clear()
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), RunFolder(cfg) as folder:
-        metrics = pipeline.train(cfg, folder)
+        metrics = pipeline.fit_and_test(cfg, folder)
         folder.finish(metrics, pipeline.monitored_value(cfg, metrics))
     if not EpochTimer.records:
         raise RuntimeError(f"no epoch was timed for {overrides}")

@@ -1,5 +1,5 @@
 """Framework overhead: one epoch of the same model, data, batch size and optimizer, trained by the
-plain loop (benchmarks/plain.py) and by ``experiments.pipeline.train`` (what experiments/run.py
+plain loop (benchmarks/plain.py) and by ``experiments.pipeline.fit_and_test`` (what experiments/run.py
 runs, with the default logger, checkpointing, progress bar and per-epoch validation), and for the
 target cases by bare Lightning (benchmarks.common.lightning_epoch_of: the share that is
 Lightning's own loop), interleaved in one process; the median epoch time of each, their ratio,

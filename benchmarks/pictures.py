@@ -1,5 +1,5 @@
 """Picture cost: the time the TensorBoard picture callbacks (lightning_modules/pictures.py) take in
-an epoch of the run they draw for, measured inside the default run (``experiments.pipeline.train``
+an epoch of the run they draw for, measured inside the default run (``experiments.pipeline.fit_and_test``
 with its default callbacks and TensorBoard logger), as a share of that epoch."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmarks.common import framework_epoch, framework_warmup, median
 from lightning_modules import pictures
+from lightning_modules.pictures import publishing
 
 # The model each picture is for, with its tutorial's schedule; (overrides, epochs).
 CASES: dict[str, tuple[list[str], int]] = {
@@ -33,7 +34,7 @@ def timed_pictures():
     """Seconds spent in each picture callback's hooks, by class name, and the number of pictures
     published (under "drawings"), while the block runs."""
     totals: dict[str, float] = defaultdict(float)
-    originals = [(pictures, "publish", pictures.publish)]
+    originals = [(publishing, "publish", publishing.publish)]
 
     def wrap(method):
         @functools.wraps(method)
@@ -49,7 +50,7 @@ def timed_pictures():
         totals["drawings"] += 1
         return originals[0][2](*args, **kwargs)
 
-    pictures.publish = counted
+    publishing.publish = counted
     for cls, names in TIMED.items():
         for name in names:
             originals.append((cls, name, cls.__dict__[name]))

@@ -254,7 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         results["scaling"] = scaling.run(args.repeats or 1, args.device, max_size, log=log)
     if "tta" in sections:
         from benchmarks import time_to_accuracy
-
         from benchmarks.common import device_overrides
 
         extra = device_overrides(args.device) if args.device == "cuda" else []

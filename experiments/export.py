@@ -18,24 +18,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, os.environ["PROJECT_ROOT"])  # `python experiments/export.py` from any folder
-
-from experiments.command_line import check_command_line, one_paragraph_errors  # noqa: E402
+from experiments.config.errors import one_paragraph_errors
+from experiments.runs.ownership import removed_on_error
+from experiments.runs.start import before_hydra
 
 log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> dict[str, str]:
-    with one_paragraph_errors(discard=Path(cfg.paths.output_dir)):
+    with one_paragraph_errors(), removed_on_error(cfg.paths.output_dir):
         return export(cfg.ckpt_path, Path(cfg.paths.output_dir), list(cfg.get("trusted_packages") or []))
 
 
@@ -45,10 +43,10 @@ def export(ckpt_path: str, out_dir: Path, trusted_packages: list[str] | None = N
     import torch
     from hydra.utils import instantiate
 
-    from experiments import checkpoints, utils
     from experiments.pipeline import build
+    from experiments.runs import checkpoints, console
 
-    utils.quiet()
+    console.quiet()
     checkpoint = checkpoints.read(ckpt_path)
     run_cfg = checkpoints.run_config(checkpoint, ckpt_path, trusted_packages)
     model, datamodule = build(run_cfg)
@@ -106,5 +104,5 @@ def output_description(model) -> str:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = check_command_line("export", sys.argv[1:])
+    sys.argv = before_hydra("export", sys.argv)
     main()

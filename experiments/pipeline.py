@@ -1,9 +1,11 @@
-"""A run's steps: build -> trainer -> fit -> test -> metrics (``train``), read top to bottom;
-``run`` is experiments/run.py's body; ``evaluate`` and ``predict`` reuse the steps."""
+"""The recipe, read top to bottom: build -> trainer -> fit -> test -> metrics (``fit_and_test``).
+``run_in_folder`` is experiments/run.py's body (the recipe in a run folder that RunFolder owns);
+``evaluate`` and ``predict`` reuse its steps on a checkpoint's model."""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,43 +16,55 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from experiments import checkpoints, hparams, utils
-from experiments.checks import check_pairing, validate_config
+from experiments.config.checks import validate_config
+from experiments.config.hardware import skip_gpu_probe_without_gpu
+from experiments.config.hydra_runtime import hydra_choices
+from experiments.config.pairing import check_pairing
+from experiments.runs import checkpoints, console, hparams
+from experiments.runs.predictions import write_predictions
 
 if TYPE_CHECKING:
-    from experiments.run_folder import RunFolder
+    from experiments.runs.folder import RunFolder
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig) -> float | None:
-    """The body of experiments/run.py: one run in the folder that RunFolder owns."""
-    from experiments.run_folder import RunFolder
-    from experiments.threads import set_torch_threads
+def run_in_folder(cfg: DictConfig) -> float | None:
+    """The body of experiments/run.py: the recipe in the folder that RunFolder owns (its record,
+    resume, signals); returns what a sweeper optimises."""
+    from experiments.runs.folder import RunFolder
+    from experiments.sweeps.summary import write_summary
+    from experiments.sweeps.threads import set_torch_threads
+    from lightning_modules.run_guard import RunInterrupted
 
-    utils.quiet()
+    console.quiet()
     set_torch_threads()
     if rank_zero_only.rank != 0:  # every SLURM task runs this; only rank 0 writes the run's log
-        utils.drop_file_logging()
-    with RunFolder(cfg) as folder:
-        if rank_zero_only.rank == 0:  # under SLURM DDP every task runs this function
-            utils.print_config_tree(cfg, save_to=folder.dir / "config_tree.log")
-        metrics = train(cfg, folder)
-        folder.finish(metrics, monitored_value(cfg, metrics))
-        shown = {k: float(f"{v:.6g}") for k, v in metrics.items() if "/" in k and isinstance(v, float)}
-        log.info("Metrics: %s", shown)
-        if metrics.get("best_model_path"):
-            log.info("Best checkpoint: %s", metrics["best_model_path"])
-        log.info("Output: %s", folder.dir)
+        console.drop_file_logging()
+    folder = RunFolder(cfg)
+    try:
+        with folder:
+            if rank_zero_only.rank == 0:  # under SLURM DDP every task runs this function
+                console.print_config_tree(cfg, save_to=folder.dir / "config_tree.log")
+            metrics = fit_and_test(cfg, folder)
+            folder.finish(metrics, monitored_value(cfg, metrics))
+            log.info("Metrics: %s", {k: float(f"{v:.6g}") for k, v in metrics.items() if "/" in k and isinstance(v, float)})
+            if metrics.get("best_model_path"):
+                log.info("Best checkpoint: %s", metrics["best_model_path"])
+            log.info("Output: %s", folder.dir)
+    except RunInterrupted:
+        if folder.multirun and rank_zero_only.rank == 0:
+            write_summary(folder.dir.parent)  # the sweep stops here; its summary says so
+        raise
     return folder.objective
 
 
-def train(cfg: DictConfig, folder: RunFolder | None = None) -> dict[str, Any]:
-    """One run, top to bottom: fit and/or test as the config says. Returns the final metrics
-    (floats) and, under ``"best_model_path"``, the checkpoint that was tested. ``folder`` (the
-    run folder's owner, experiments/run_folder.py) adds resume, signals and the NaN guard."""
+def fit_and_test(cfg: DictConfig, folder: RunFolder | None = None) -> dict[str, Any]:
+    """The recipe: fit and/or test as the config says. Returns the final metrics (floats) and,
+    under ``"best_model_path"``, the checkpoint that was tested. ``folder`` (the run folder's
+    owner, experiments/runs/folder.py) adds resume, signals and the NaN guard."""
     validate_config(cfg)
-    utils.skip_gpu_probe_without_gpu()
+    skip_gpu_probe_without_gpu()
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule = build(cfg)
@@ -62,7 +76,7 @@ def train(cfg: DictConfig, folder: RunFolder | None = None) -> dict[str, Any]:
                     weights_only=True)
         if folder:
             folder.raise_if_signalled(trainer.global_step)
-    fit_metrics = {k: utils.to_float(v) for k, v in trainer.callback_metrics.items()}
+    fit_metrics = {k: to_float(v) for k, v in trainer.callback_metrics.items()}
 
     best_path = None
     if cfg.get("test"):
@@ -75,36 +89,19 @@ def train(cfg: DictConfig, folder: RunFolder | None = None) -> dict[str, Any]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
         if folder:
             folder.raise_if_signalled(trainer.global_step)
-    metrics = {**fit_metrics, **{k: utils.to_float(v) for k, v in trainer.callback_metrics.items()}}
+    metrics = {**fit_metrics, **{k: to_float(v) for k, v in trainer.callback_metrics.items()}}
     metrics["time/total_s"] = time.perf_counter() - started
 
     best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
     best_key = f"{cfg.monitor.metric}_best"
     if best_score is not None and best_key not in metrics:  # e.g. val/loss_best for regression
-        metrics[best_key] = utils.to_float(best_score)
+        metrics[best_key] = to_float(best_score)
         for logger in trainer.loggers:
             logger.log_metrics({best_key: metrics[best_key]}, step=trainer.global_step)
     if trainer.is_global_zero:  # other ranks have no writer (SLURM DDP runs this on every rank)
         hparams.log_hparams(trainer.loggers, hparams.run_hparams(cfg))
     metrics["best_model_path"] = best_path
     return metrics
-
-
-def hydra_choices() -> dict[str, str]:
-    """The option picked in each config group (model=cnn ...), when run under Hydra."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items()}
-    except ValueError:
-        return {}
-
-
-def instantiate_all(node: DictConfig | None) -> list[Any]:
-    """Every ``_target_`` entry of a dict-of-objects group (callbacks, logger)."""
-    if not node:
-        return []
-    return [instantiate(v) for v in node.values() if isinstance(v, DictConfig) and "_target_" in v]
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule]:
@@ -140,6 +137,13 @@ def make_trainer(cfg: DictConfig, folder: RunFolder | None = None) -> L.Trainer:
                        logger=loggers or False, **extra)
 
 
+def instantiate_all(node: DictConfig | None) -> list[Any]:
+    """Every ``_target_`` entry of a dict-of-objects group (callbacks, logger)."""
+    if not node:
+        return []
+    return [instantiate(v) for v in node.values() if isinstance(v, DictConfig) and "_target_" in v]
+
+
 def monitored_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
     """What a sweeper optimises: the best value of ``monitor.metric`` seen during fit."""
     name = cfg.monitor.metric
@@ -149,15 +153,24 @@ def monitored_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
     return None
 
 
+def to_float(value: Any) -> float:
+    try:
+        return float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# ---------------------------------------------------------------- a checkpoint's model
+
 def config_from_checkpoint(cfg: DictConfig) -> DictConfig:
-    """The run config saved inside ``cfg.ckpt_path``: data, never code (experiments/trusted.py)."""
+    """The run config saved inside ``cfg.ckpt_path``: data, never code (experiments/config/trusted.py)."""
     return checkpoints.run_config(checkpoints.read(cfg.ckpt_path), cfg.ckpt_path, list(cfg.get("trusted_packages") or []))
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` with the model it was trained with, on its data unless
     ``cfg.data`` names other data; trainer, logger and paths come from ``cfg``."""
-    utils.quiet()
+    console.quiet()
     run_cfg = config_from_checkpoint(cfg)
     with open_dict(run_cfg):
         for key in ("trainer", "logger", "paths", "seed", "task_name", "tags", "ckpt_path"):
@@ -166,20 +179,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             run_cfg.data = cfg.data
         run_cfg.callbacks = None
         run_cfg.train, run_cfg.test = False, True
-    utils.print_config_tree(run_cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
-    metrics = train(run_cfg)
+    console.print_config_tree(run_cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
+    metrics = fit_and_test(run_cfg)
     log.info("Metrics: %s", {k: float(f"{v:.6g}") for k, v in metrics.items() if k.startswith("test/")})
     return metrics
 
 
 def predict(cfg: DictConfig) -> Path:
     """Write ``cfg.ckpt_path``'s predictions on ``cfg.split`` to ``<output_dir>/predictions.csv``."""
-    import csv
-
-    utils.quiet()
-    splits = ("train", "val", "test")
-    if cfg.split not in splits:
-        raise ValueError(f"split={cfg.split} is not allowed; use one of {', '.join(splits)}")
+    console.quiet()
     run_cfg = config_from_checkpoint(cfg)
     if cfg.get("data") is not None:
         run_cfg.data = cfg.data
@@ -190,21 +198,7 @@ def predict(cfg: DictConfig) -> Path:
     outputs = trainer.predict(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     predictions = torch.cat(outputs).float().cpu()
     targets = datamodule.splits[cfg.split][1].cpu()
-    path = Path(cfg.paths.output_dir) / "predictions.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    classification = datamodule.target_kind != "regression"
-    names = datamodule.class_names or [str(i) for i in range(predictions.shape[1])]
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        if classification:
-            writer.writerow(["index", "target", "predicted", *[f"p[{n}]" for n in names]])
-            for i, (t, p) in enumerate(zip(targets.tolist(), predictions.tolist())):
-                writer.writerow([i, names[t], names[max(range(len(p)), key=p.__getitem__)],
-                                 *[f"{v:.5f}" for v in p]])
-        else:
-            width = predictions.shape[1]
-            writer.writerow(["index", *[f"target[{j}]" for j in range(width)], *[f"pred[{j}]" for j in range(width)]])
-            for i, (t, p) in enumerate(zip(targets.tolist(), predictions.tolist())):
-                writer.writerow([i, *[f"{v:.6g}" for v in t], *[f"{v:.6g}" for v in p]])
+    path = write_predictions(Path(cfg.paths.output_dir) / "predictions.csv", predictions, targets,
+                             classification=datamodule.target_kind != "regression", class_names=datamodule.class_names)
     log.info("Wrote %d predictions to %s", len(predictions), path)
     return path

@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the server and browser helpers live with the tests that use them
+from experiments.dashboard.tensorboard import TensorBoard, chromium, screenshot
 
-from tests.tensorboard_server import TensorBoard, chromium, screenshot  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
 # Small enough for a few minutes on two cores, long enough that the curves and pictures mean something.

@@ -6,6 +6,7 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import Accuracy
 
 from lightning_modules.task import TaskModule
+from lightning_modules.task_table import CLASSIFICATION
 
 
 class ClassificationModule(TaskModule):
@@ -15,8 +16,7 @@ class ClassificationModule(TaskModule):
     Logs ``{train,val,test}/loss`` and ``/acc``, ``train/loss_step`` and ``val/acc_best``.
     """
 
-    accepted_targets = frozenset({"binary", "multiclass"})
-    default_monitor = ("val/acc", "max")
+    task = CLASSIFICATION
 
     def __init__(self, net, optimizer, scheduler=None, num_classes: int = 10, label_smoothing: float = 0.0,
                  scheduler_interval: str = "epoch", torch_compile: bool = False):

@@ -1,18 +1,19 @@
-"""The one place this project reads Lightning's internals, for speed. Lightning 2.6.6;
+"""The one place this project reads Lightning's internals. Lightning 2.6.6;
 tests/test_lightning_internals.py fails when what is read here changes.
 
-Two tricks, each worth a few percent of a small model's step on a 2-core CPU
-(benchmarks/overhead.py):
+Two for speed, each worth a few percent of a small model's step on a CPU (benchmarks/overhead.py):
 
-- ``logs_this_step``: a ``self.log`` call costs ~0.3 ms of Python (Lightning's result
-  collection moves the entry's state to the value's device at every call), as much as a small
-  model's whole training step, and Lightning writes a training step's logged values only every
+- ``logs_this_step``: a ``self.log`` call costs as much Python as a small model's whole training
+  step (Lightning's result collection moves the entry's state to the value's device at every
+  call), and Lightning writes a training step's logged values only every
   ``trainer.log_every_n_steps`` steps. So the per-step ``train/loss_step`` is logged only on the
   steps that are written; which ones those are, only the trainer's logger connector knows.
-- ``QuickHookName``: around each of the ~55 hooks it calls per training step, Lightning sets
-  ``pl_module._current_fx_name`` twice, and ``nn.Module.__setattr__`` spends ~1.2 us each time
-  asking whether the value is a parameter, buffer or submodule (a string never is): ~65 us a
-  step, 1.5% of the MLP's.
+- ``QuickHookName``: around each of the dozens of hooks it calls per training step, Lightning
+  sets ``pl_module._current_fx_name`` twice, and ``nn.Module.__setattr__`` asks each time whether
+  the value is a parameter, buffer or submodule (a string never is).
+
+One for resuming: ``open_csv_writer`` tells whether a CSVLogger has opened its metrics file
+(lightning_modules/loggers.py keeps a resumed run's rows, which Lightning's would delete).
 """
 
 from __future__ import annotations
@@ -36,3 +37,8 @@ class QuickHookName:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+
+def open_csv_writer(logger: Any) -> Any | None:
+    """A CSVLogger's writer if it has made it (None before its first use)."""
+    return logger._experiment

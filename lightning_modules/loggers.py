@@ -11,6 +11,8 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lightning_modules.lightning_internals import open_csv_writer
+
 
 class ResumableCSVLogger(CSVLogger):
     """``CSVLogger`` that keeps an existing ``metrics.csv``: Lightning's deletes it when the
@@ -26,8 +28,8 @@ class ResumableCSVLogger(CSVLogger):
 
     @property
     def experiment(self):
-        if self._experiment is not None:
-            return self._experiment
+        if (writer := open_csv_writer(self)) is not None:
+            return writer
         path = os.path.join(self.log_dir, "metrics.csv")
         kept: list[dict[str, float]] = []
         if os.path.isfile(path):

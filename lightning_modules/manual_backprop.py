@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lightning_modules.regression import RegressionModule
+from lightning_modules.task_table import SUM_OF_SQUARES
 
 
 def forward_and_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor
@@ -44,9 +45,11 @@ class ManualBackpropRegression(RegressionModule):
     """Sum-of-squares regression with a ``TwoLayerNet`` whose gradients are written by hand
     (``forward_and_gradients``); Lightning's manual optimization applies them."""
 
+    task = SUM_OF_SQUARES
+
     def __init__(self, net, optimizer, scheduler=None, scheduler_interval: str = "epoch",
                  torch_compile: bool = False):
-        super().__init__(net, optimizer, scheduler, loss="sse", scheduler_interval=scheduler_interval,
+        super().__init__(net, optimizer, scheduler, loss=SUM_OF_SQUARES.default_loss, scheduler_interval=scheduler_interval,
                          torch_compile=torch_compile)
         layers = getattr(net, "layers", None)
         if not (isinstance(layers, nn.Sequential) and len(layers) == 3 and isinstance(layers[0], nn.Linear)

@@ -5,22 +5,20 @@ from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
 from lightning_modules.task import TaskModule
+from lightning_modules.task_table import REGRESSION
 
 LOSSES = {
     "l1": lambda: nn.L1Loss(),
     "mse": lambda: nn.MSELoss(),
     "sse": lambda: nn.MSELoss(reduction="sum"),  # sum of squares, as in the classic 'fit random data' example
 }
-# The error metrics logged beside each loss: not the one the loss already is.
-METRICS = {"l1": ("mse",), "mse": ("mae",), "sse": ("mse", "mae")}
 
 
 class RegressionModule(TaskModule):
     """Regression with an L1, MSE or sum-of-squares loss; logs ``{train,val,test}/loss``,
     ``train/loss_step``, and ``/mse`` and ``/mae`` except the one equal to the loss."""
 
-    accepted_targets = frozenset({"regression"})
-    default_monitor = ("val/loss", "min")
+    task = REGRESSION
 
     def __init__(self, net, optimizer, scheduler=None, loss: str = "l1", scheduler_interval: str = "epoch",
                  torch_compile: bool = False):
@@ -30,7 +28,7 @@ class RegressionModule(TaskModule):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.criterion = LOSSES[loss]()
         self.num_outputs = None  # any width: checked against the data's target_dim
-        self.metric_names = METRICS[loss]
+        self.metric_names = self.task.errors(loss)
         kinds = {"mse": MeanSquaredError, "mae": MeanAbsoluteError}
         for stage in ("train", "val", "test"):
             for name in self.metric_names:

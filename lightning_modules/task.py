@@ -18,7 +18,9 @@ from lightning import LightningModule
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 
+from lightning_modules.checkpoint_keys import RUN_CONFIG
 from lightning_modules.lightning_internals import QuickHookName, logs_this_step
+from lightning_modules.task_table import REGRESSION, Task
 
 
 def schedule_length_kwargs(factory: Callable[..., Any], length: int) -> dict[str, int]:
@@ -30,10 +32,18 @@ def schedule_length_kwargs(factory: Callable[..., Any], length: int) -> dict[str
 
 
 class TaskModule(QuickHookName, LightningModule):
-    #: what this task can learn from, compared with a data module's ``target_kind``
-    accepted_targets: frozenset[str] = frozenset()
-    #: metric to monitor (checkpointing, sweeps) unless the config names another
-    default_monitor: tuple[str, str] = ("val/loss", "min")
+    #: what this task learns from, its default monitor and the metrics it logs (task_table.py)
+    task: Task = REGRESSION
+
+    @property
+    def accepted_targets(self) -> frozenset[str]:
+        """What this task can learn from, compared with a data module's ``target_kind``."""
+        return self.task.targets
+
+    @property
+    def default_monitor(self) -> tuple[str, str]:
+        """The metric to monitor (checkpointing, sweeps) unless the config names another."""
+        return self.task.monitor
 
     def __init__(
         self,
@@ -153,10 +163,10 @@ class TaskModule(QuickHookName, LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
-            checkpoint["run_config"] = self.run_config
+            checkpoint[RUN_CONFIG] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A run that set its own config (a resume, with its new trainer settings) keeps it, so
         # the checkpoints it writes describe what ran; a bare module takes the checkpoint's.
         if self.run_config is None:
-            self.run_config = checkpoint.get("run_config")
+            self.run_config = checkpoint.get(RUN_CONFIG)

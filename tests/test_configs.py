@@ -3,7 +3,8 @@
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from experiments.checks import ConfigError, validate_config
+from experiments.config.checks import validate_config
+from experiments.config.errors import ConfigError
 from experiments.pipeline import build
 from tests.conftest import CONF, compose_run
 
@@ -91,9 +92,9 @@ def test_bad_generator_is_named(tmp_path):
 def test_monitor_defaults_to_the_task_modules_own(model, tmp_path):
     from hydra.utils import get_class
 
-    from experiments.resolvers import KNOWN_MONITORS
+    from lightning_modules.task_table import TASKS
 
     cfg = compose_run([f"model={model}"], tmp_path)
-    task = get_class(cfg.model._target_)
-    assert KNOWN_MONITORS[cfg.model._target_] == task.default_monitor
-    assert (cfg.monitor.metric, cfg.monitor.mode) == task.default_monitor, "printed and recorded as monitored"
+    task = get_class(cfg.model._target_).task
+    assert TASKS[cfg.model._target_] is task, "the task table names the task module's own task"
+    assert (cfg.monitor.metric, cfg.monitor.mode) == task.monitor, "printed and recorded as monitored"

@@ -1,5 +1,5 @@
-"""What TensorBoard shows of a run (experiments/hparams.py, lightning_modules/loggers.py) and how
-runs are named and found again (experiments/resolvers.py, experiments/run_folder.py): the
+"""What TensorBoard shows of a run (experiments/runs/hparams.py, lightning_modules/loggers.py) and how
+runs are named and found again (experiments/runs/naming.py, experiments/runs/folder.py): the
 hparams of a run, the custom scalars layout, no `epoch` scalar, run and sweep job folder
 names, and resume=latest with those names. The sweep's hparams experiment is checked on the
 grid of tests/test_sweeps.py."""
@@ -70,7 +70,7 @@ def test_a_run_is_named_by_what_it_is_and_resume_latest_finds_it_by_its_experime
 def test_a_regression_run_charts_the_error_that_is_not_its_loss(tmp_path):
     # L1 loss: mae equals the loss, so the second chart is mse (decision D3).
     cfg = compose_run(["model=linear", "data=regression", "trainer.max_epochs=2"], tmp_path)
-    pipeline.train(cfg)
+    pipeline.fit_and_test(cfg)
     assert layout_of(tmp_path) == {"loss": ["^(train|val)/loss$"], "mse": ["^(train|val)/mse$"]}
     hparams = tb_hparams(tmp_path)
     assert hparams["model"] == "linear" and hparams["data"] == "regression" and "experiment" not in hparams
@@ -79,7 +79,7 @@ def test_a_regression_run_charts_the_error_that_is_not_its_loss(tmp_path):
 
 
 def test_job_folder_names_are_short_safe_and_name_the_swept_values():
-    from experiments.resolvers import MAX_NAME, job_folder_name
+    from experiments.runs.naming import MAX_NAME, job_folder_name
 
     overrides = ["experiment=xor", "model.optimizer.lr=0.01", "seed=2", "paths.log_dir=/tmp/x"]
     assert job_folder_name(3, overrides, ["model.optimizer.lr", "seed"]) == "3_lr=0.01,seed=2"

@@ -5,7 +5,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from experiments.pipeline import train
+from experiments.pipeline import fit_and_test
 from tests.conftest import compose_run
 
 
@@ -18,12 +18,12 @@ def fitted_line(metrics) -> tuple[float, float]:
 def test_xor_default_reaches_full_accuracy(seed, tmp_path):
     cfg = compose_run(["model=xor", "data=xor", f"seed={seed}"], tmp_path)
     assert cfg.trainer.max_epochs == 10  # the default, not a recipe
-    metrics = train(cfg)
+    metrics = fit_and_test(cfg)
     assert metrics["test/acc"] >= 0.99, metrics
 
 
 def test_linear_default_recovers_weight_and_bias(tmp_path):
-    metrics = train(compose_run(["model=linear", "data=regression"], tmp_path))
+    metrics = fit_and_test(compose_run(["model=linear", "data=regression"], tmp_path))
     w, b = fitted_line(metrics)
     assert abs(w - 0.7) < 0.05 and abs(b - 0.3) < 0.05, (w, b)
 
@@ -31,13 +31,13 @@ def test_linear_default_recovers_weight_and_bias(tmp_path):
 def test_linear_default_fits_noisy_data(tmp_path):
     # y = x + 3 N(0,1): the least-absolute-deviation line of these 160 training points is
     # w = 1.02, b = 0.56; the noise (std of b ~ 0.25) decides b, the slope is well determined.
-    metrics = train(compose_run(["model=linear", "data=regression", "data.generator=noisy"], tmp_path))
+    metrics = fit_and_test(compose_run(["model=linear", "data=regression", "data.generator=noisy"], tmp_path))
     w, b = fitted_line(metrics)
     assert abs(w - 1.0) < 0.15 and abs(b) < 1.0, (w, b)
 
 
 def test_two_layer_default_fits_random_data(tmp_path):
-    train(compose_run(["model=two_layer", "data=regression", "data.generator=random",
+    fit_and_test(compose_run(["model=two_layer", "data=regression", "data.generator=random",
                        "trainer.log_every_n_steps=1"], tmp_path))
     events = EventAccumulator(str(tmp_path))
     events.Reload()

@@ -1,6 +1,6 @@
 """seed=N (0 included) fixes a run; deterministic=true makes it bit-identical on CPU."""
 
-from experiments.pipeline import train
+from experiments.pipeline import fit_and_test
 from tests.conftest import compose_run
 
 BASE = ["experiment=xor", "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=1",
@@ -9,7 +9,7 @@ BASE = ["experiment=xor", "trainer.max_epochs=3", "trainer.check_val_every_n_epo
 
 
 def val_loss(tmp_path, seed):
-    return train(compose_run([*BASE, f"seed={seed}"], tmp_path))["val/loss"]
+    return fit_and_test(compose_run([*BASE, f"seed={seed}"], tmp_path))["val/loss"]
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):

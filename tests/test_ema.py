@@ -10,7 +10,7 @@ from tests.conftest import compose_run
 def test_ema_checkpoints_and_tests_the_averaged_weights(fake_fashion, tmp_path):
     cfg = compose_run(["experiment=fashion_fast", *fake_fashion, "callbacks=ema", "callbacks.ema.decay=0.9",
                        "data.batch_size=64", "data.eval_batch_size=100", "trainer.max_epochs=2"], tmp_path / "run")
-    metrics = pipeline.train(cfg)
+    metrics = pipeline.fit_and_test(cfg)
 
     checkpoint = torch.load(metrics["best_model_path"], weights_only=True)
     average, raw = checkpoint["state_dict"], checkpoint["current_model_state"]
@@ -35,7 +35,7 @@ def test_ema_without_the_fix_would_differ(fake_fashion, tmp_path, monkeypatch):
     monkeypatch.setattr(Fixed, "on_load_checkpoint", EMAWeightAveraging.on_load_checkpoint)
     cfg = compose_run(["experiment=fashion_fast", *fake_fashion, "callbacks=ema", "callbacks.ema.decay=0.9",
                        "data.batch_size=64", "data.eval_batch_size=100", "trainer.max_epochs=2"], tmp_path / "run")
-    metrics = pipeline.train(cfg)
+    metrics = pipeline.fit_and_test(cfg)
     evaluated = pipeline.evaluate(compose_run([f"ckpt_path={metrics['best_model_path']}"], tmp_path / "eval",
                                               config_name="evaluate"))
     assert evaluated["test/loss"] != pytest.approx(metrics["test/loss"], rel=1e-5)

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from experiments.pipeline import build, train
+from experiments.pipeline import build, fit_and_test
 from tests.conftest import ROOT, compose_run
 
 EXPORT = [sys.executable, str(ROOT / "experiments" / "export.py")]
@@ -53,7 +53,7 @@ def checkpoint_model_outputs(ckpt_path):
                          ids=lambda o: " ".join(o))
 def test_export_round_trip_without_the_project(overrides, tmp_path, fake_fashion):
     extra = fake_fashion if any("fashion" in o for o in overrides) else []
-    metrics = train(compose_run([*overrides, *extra, "debug=fdr"], tmp_path / "run"))
+    metrics = fit_and_test(compose_run([*overrides, *extra, "debug=fdr"], tmp_path / "run"))
     ckpt = metrics["best_model_path"]
     out = tmp_path / "export"
 

@@ -48,7 +48,7 @@ def test_recipe_trains_on_the_gpu_and_its_checkpoint_evaluates_on_the_cpu(recipe
     cfg = compose_run([f"experiment={recipe}", *fake_fashion, *GPU, f"trainer.precision={precision}",
                        "data.batch_size=64", "data.eval_batch_size=100", "trainer.max_epochs=3",
                        "+callbacks.probe._target_=tests.test_gpu.DeviceProbe"], tmp_path / "gpu")
-    metrics = pipeline.train(cfg)
+    metrics = pipeline.fit_and_test(cfg)
     assert DeviceProbe.seen == {"data": {"cuda"}, "batch": {"cuda"}, "weights": {"cuda"},
                                 "batch_dtype": {"torch.float32"}}
     assert metrics["test/acc"] > 0.3, metrics  # 10 classes: it learned
@@ -65,7 +65,7 @@ def test_recipe_trains_on_the_gpu_and_its_checkpoint_evaluates_on_the_cpu(recipe
 def test_predict_on_the_gpu_writes_every_test_prediction(fake_fashion, tmp_path):
     cfg = compose_run(["experiment=fashion_fast", *fake_fashion, *GPU, "data.batch_size=64",
                        "trainer.max_epochs=1"], tmp_path / "gpu")
-    metrics = pipeline.train(cfg)
+    metrics = pipeline.fit_and_test(cfg)
     out = pipeline.predict(compose_run([f"ckpt_path={metrics['best_model_path']}", "trainer.accelerator=gpu"],
                                        tmp_path / "predict", config_name="predict"))
     rows = list(csv.DictReader(Path(out).open()))

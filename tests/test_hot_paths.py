@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.profilers import SimpleProfiler
 from torch import nn
 
-from experiments import utils
+from experiments.config import hardware
 from lightning_modules.profiler import NullProfiler
 from tests.conftest import compose_run
 
@@ -43,7 +43,7 @@ def test_no_gpu_probe_per_optimizer_step_without_a_gpu(monkeypatch):
 
     step()
     probed = len(calls)
-    utils.skip_gpu_probe_without_gpu()
+    hardware.skip_gpu_probe_without_gpu()
     assert torch.cuda.is_available() is False
     calls.clear()
     for _ in range(3):
@@ -54,5 +54,5 @@ def test_no_gpu_probe_per_optimizer_step_without_a_gpu(monkeypatch):
 
 def test_gpu_probe_fix_leaves_a_set_cuda_visible_devices_alone(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    utils.skip_gpu_probe_without_gpu()
+    hardware.skip_gpu_probe_without_gpu()
     assert __import__("os").environ["CUDA_VISIBLE_DEVICES"] == "0"

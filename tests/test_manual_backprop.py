@@ -4,7 +4,7 @@ Lightning's manual optimization."""
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from experiments.pipeline import train
+from experiments.pipeline import fit_and_test
 from lightning_modules.manual_backprop import forward_and_gradients
 from lightning_modules.nets import TwoLayerNet
 from tests.conftest import compose_run
@@ -31,7 +31,7 @@ def test_hand_written_gradients_equal_autograds():
 def test_two_layer_manual_fits_random_data_like_the_tutorial(tmp_path):
     cfg = compose_run(["experiment=two_layer_manual", "trainer.log_every_n_steps=1"], tmp_path)
     assert (cfg.model.optimizer._target_, cfg.model.optimizer.lr, cfg.trainer.max_epochs) == ("torch.optim.SGD", 1e-4, 500)
-    metrics = train(cfg)
+    metrics = fit_and_test(cfg)
     events = EventAccumulator(str(tmp_path))
     events.Reload()
     losses = [e.value for e in events.Scalars("train/loss_step")]
@@ -47,7 +47,7 @@ def test_manual_and_autograd_runs_take_the_same_steps(tmp_path):
         cfg = compose_run([f"model={model}", "data=regression", "data.generator=random", "data.batch_size=64",
                            "model.optimizer._target_=torch.optim.SGD", "model.optimizer.lr=1e-4",
                            "trainer.max_epochs=20", "trainer.log_every_n_steps=1", "test=false"], tmp_path / model)
-        train(cfg)
+        fit_and_test(cfg)
         events = EventAccumulator(str(tmp_path / model))
         events.Reload()
         losses = [e.value for e in events.Scalars("train/loss_step")]

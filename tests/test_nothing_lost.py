@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments import overrides
+from experiments.config import overrides
 from tests.conftest import QUIET, ROOT
 
 XOR = ["experiment=xor", "data.train_size=200", "data.val_size=100", "data.test_size=100"]

@@ -1,4 +1,4 @@
-"""A config read from a file is data, not code (experiments/trusted.py): a shared checkpoint or an
+"""A config read from a file is data, not code (experiments/config/trusted.py): a shared checkpoint or an
 edited run folder names a ``_target_`` that would run a command or truncate a file, and evaluate,
 predict, export and resume refuse it before anything is built; the payload never runs.
 ``trusted_packages`` lets a user's own classes through."""
@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from experiments.trusted import check_targets, why_refused
+from experiments.config.trusted import check_targets, why_refused
 from tests.conftest import QUIET, ROOT
 
 XOR = ["experiment=xor", "data.train_size=200", "data.val_size=100", "data.test_size=100", "trainer.max_epochs=1"]
@@ -61,7 +61,7 @@ def test_allowed_and_refused_targets():
     assert why_refused("torchvision.models.resnet18", []) is None, "a model builder"
     assert why_refused("torchmetrics.classification.MulticlassF1Score", []) is None
     for target in ("builtins.open", "os.system", "subprocess.run", "io.BytesIO", "base64.b64decode",
-                   "experiments.run_folder.write_text_atomic", "hydra.utils.get_method"):
+                   "experiments.runs.folder.write_text_atomic", "hydra.utils.get_method"):
         assert why_refused(target, []) == "its package is not on the allow-list", target
     for target in ("torch.load", "torch.hub.load", "torch.jit.load", "torch.save", "torch.utils.cpp_extension.load_inline",
                    "lightning.pytorch.cli.LightningCLI", "torchvision.io.write_png"):

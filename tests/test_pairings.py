@@ -5,7 +5,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from experiments.pipeline import train
+from experiments.pipeline import fit_and_test
 from tests.conftest import compose_run
 
 CLASSIFICATION_TAGS = {"train/loss_step", "train/loss", "train/acc", "val/loss", "val/acc",
@@ -30,7 +30,7 @@ PAIRINGS = [
 @pytest.mark.parametrize("overrides,tags", PAIRINGS, ids=lambda p: " ".join(p) if isinstance(p, list) else "")
 def test_pairing_fast_dev_run_logs_scalars(overrides, tags, tmp_path, fake_fashion):
     extra = fake_fashion if "data=fashion" in overrides else []
-    metrics = train(compose_run([*overrides, *extra, "debug=fdr"], tmp_path))
+    metrics = fit_and_test(compose_run([*overrides, *extra, "debug=fdr"], tmp_path))
 
     events = EventAccumulator(str(tmp_path))
     events.Reload()

@@ -13,12 +13,19 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, TensorDataset
 
-from experiments.pipeline import train
+from experiments.pipeline import fit_and_test
 from lightning_modules import ClassificationModule
-from lightning_modules import pictures as pictures_module
 from lightning_modules.nets import MLP
-from lightning_modules.pictures import (ConfusionMatrixPicture, DecisionBoundary, ImagePredictionGrid, ModelGraph,
-                                        RegressionFit)
+from lightning_modules.pictures import (
+    ConfusionMatrixPicture,
+    DecisionBoundary,
+    ImagePredictionGrid,
+    ModelGraph,
+    RegressionFit,
+    confusion_matrix,
+    drawing,
+    stage_picture,
+)
 from tests.conftest import compose_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,7 +63,7 @@ def assert_pictures(folder: Path, tags: set[str], min_side: int = 300) -> EventA
 
 
 def test_xor_run_draws_decision_boundary_confusion_matrices_and_graph(tmp_path):
-    train(compose_run(["experiment=xor", "trainer.max_epochs=2", "data.train_size=256"], tmp_path))
+    fit_and_test(compose_run(["experiment=xor", "trainer.max_epochs=2", "data.train_size=256"], tmp_path))
     events = assert_pictures(tmp_path, {"val/decision_boundary", "val/confusion_matrix",
                                         "test/decision_boundary", "test/confusion_matrix"})
     # the last epoch's always (earlier ones as the time budget allows), none for the sanity check
@@ -71,19 +78,19 @@ def test_xor_run_draws_decision_boundary_confusion_matrices_and_graph(tmp_path):
 @pytest.mark.parametrize("generator", ["linear", "random"])
 def test_regression_run_draws_its_fit(generator, tmp_path):
     model = "model=linear" if generator == "linear" else "model=two_layer"
-    train(compose_run([model, "data=regression", f"data.generator={generator}", "trainer.max_epochs=2"], tmp_path))
+    fit_and_test(compose_run([model, "data=regression", f"data.generator={generator}", "trainer.max_epochs=2"], tmp_path))
     events = assert_pictures(tmp_path, {"val/fit", "test/fit"})
     assert [image.step for image in events.Images("val/fit")][-1:] == [final_step(tmp_path)]
 
 
 def test_fashion_run_draws_labelled_images_and_confusion_matrices(tmp_path, fake_fashion):
-    train(compose_run(["model=mlp", "data=fashion", *fake_fashion, "trainer.max_epochs=1"], tmp_path))
+    fit_and_test(compose_run(["model=mlp", "data=fashion", *fake_fashion, "trainer.max_epochs=1"], tmp_path))
     assert_pictures(tmp_path, {"val/predictions", "val/confusion_matrix", "test/predictions",
                                "test/confusion_matrix"})
 
 
 def test_no_pictures_without_a_tensorboard_logger(tmp_path):
-    train(compose_run(["experiment=xor", "trainer.max_epochs=1", "logger=csv"], tmp_path))
+    fit_and_test(compose_run(["experiment=xor", "trainer.max_epochs=1", "logger=csv"], tmp_path))
     assert not (tmp_path / "pictures").exists()
 
 
@@ -166,7 +173,7 @@ def test_untraceable_net_is_skipped_with_a_note_and_the_run_goes_on(tmp_path, ca
 def test_callbacks_none_keeps_the_checkpoints_and_drops_the_pictures(tmp_path):
     cfg = compose_run(["experiment=xor", "trainer.max_epochs=2", "callbacks=none"], tmp_path)
     assert list(cfg.callbacks) == ["model_checkpoint"]
-    metrics = train(cfg)
+    metrics = fit_and_test(cfg)
     names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
     assert names == [Path(metrics["best_model_path"]).name, "last.ckpt"], names
     assert Path(metrics["best_model_path"]).name in ("epoch_000.ckpt", "epoch_001.ckpt")
@@ -176,7 +183,7 @@ def test_callbacks_none_keeps_the_checkpoints_and_drops_the_pictures(tmp_path):
 
 def test_picture_budget_draws_the_last_validation_and_skips_what_does_not_fit(tmp_path):
     # A share so small that no picture fits between two validations: only the last epoch's.
-    train(compose_run(["experiment=xor", "trainer.max_epochs=4", "data.train_size=256",
+    fit_and_test(compose_run(["experiment=xor", "trainer.max_epochs=4", "data.train_size=256",
                        "callbacks.decision_boundary.max_share=1e-9", "callbacks.confusion_matrix.max_share=null"],
                       tmp_path))
     events = events_of(tmp_path)
@@ -189,10 +196,10 @@ def test_predictions_come_from_the_step_outputs_or_the_model():
     model = ClassificationModule(MLP(input_shape=[2], hidden=[4], num_classes=3), torch.optim.SGD, num_classes=3)
     x = torch.randn(5, 2)
     given = torch.tensor([2, 2, 0, 1, 0])
-    assert torch.equal(pictures_module.predictions(model, {"loss": 0, "preds": given}, x, classes=True), given)
-    assert torch.equal(pictures_module.predictions(model, None, x, classes=True), model(x).argmax(-1))
+    assert torch.equal(stage_picture.predictions(model, {"loss": 0, "preds": given}, x, classes=True), given)
+    assert torch.equal(stage_picture.predictions(model, None, x, classes=True), model(x).argmax(-1))
     binary = ClassificationModule(MLP(input_shape=[2], hidden=[4], num_classes=1), torch.optim.SGD, num_classes=2)
-    assert torch.equal(pictures_module.predictions(binary, None, x, classes=True), (binary(x)[:, 0] > 0).long())
+    assert torch.equal(stage_picture.predictions(binary, None, x, classes=True), (binary(x)[:, 0] > 0).long())
 
 
 def test_benchmark_writes_a_new_record_and_publishes_only_when_asked(tmp_path, monkeypatch):
@@ -232,11 +239,11 @@ def test_confusion_matrix_cells_take_their_colour_from_the_count(classes):
     """A perfect classifier: every diagonal cell the top colour of viridis, every other cell the
     bottom one, at a readable size (the counts, in the cells up to 20 classes, cover a little)."""
     confmat = torch.diag(torch.full((classes,), 50))
-    image = pictures_module.confusion_matrix_image(confmat, [f"class {i}" for i in range(classes)], "val: accuracy")
+    image = confusion_matrix.confusion_matrix_image(confmat, [f"class {i}" for i in range(classes)], "val: accuracy")
     assert image.dtype == torch.uint8 and image.shape[0] == 3
     assert 300 <= image.shape[1] <= 1400 and 300 <= image.shape[2] <= 1400, image.shape
     cell = max(12, min(110, 520 // classes))
     pixels = image.permute(1, 2, 0).reshape(-1, 3)
-    top, bottom = torch.tensor(pictures_module.viridis()[255]), torch.tensor(pictures_module.viridis()[0])
+    top, bottom = torch.tensor(drawing.viridis()[255]), torch.tensor(drawing.viridis()[0])
     assert (pixels == top).all(1).sum() >= 0.7 * classes * cell**2
     assert (pixels == bottom).all(1).sum() >= 0.7 * classes * (classes - 1) * cell**2

@@ -93,7 +93,7 @@ class Project:
         if "<sweep>" in text:
             text = text.replace("<sweep>", self.newest("logs/train/multiruns/*").name)
         if "<partition>" in text:
-            text = text.replace("<partition>", "debug")  # tests/slurm_cluster.py's one partition
+            text = text.replace("<partition>", "debug")  # tests/helpers/slurm_cluster.py's one partition
         leftover = re.findall(r"<[^>]+>", text)
         assert not leftover, f"placeholder {leftover} has no value in tests/test_readme.py"
         return text

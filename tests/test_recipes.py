@@ -41,7 +41,7 @@ def test_fashion_fast_trains_a_few_steps(fake_fashion, tmp_path):
     cfg = compose_run(["experiment=fashion_fast", *fake_fashion, "data.batch_size=64", "data.eval_batch_size=100",
                        "trainer.max_epochs=2", "trainer.limit_train_batches=8", "trainer.log_every_n_steps=1"],
                       tmp_path / "run")
-    metrics = pipeline.train(cfg)
+    metrics = pipeline.fit_and_test(cfg)
     assert metrics["test/acc"] > 0.2, metrics  # 10 classes: better than chance after 16 steps
     assert metrics["train/loss"] < 2.3
     assert Path(metrics["best_model_path"]).is_file()

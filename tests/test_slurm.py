@@ -1,4 +1,4 @@
-"""`hydra/launcher=slurm` through a real SLURM cluster (tests/slurm_cluster.py, one node on
+"""`hydra/launcher=slurm` through a real SLURM cluster (tests/helpers/slurm_cluster.py, one node on
 loopback): each Hydra job is one task of a job array submitted with sbatch."""
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""experiments/slurm.py without a cluster: the request check reads sinfo's limits right, and the
+"""experiments/sweeps/slurm.py without a cluster: the request check reads sinfo's limits right, and the
 launcher config asks for GPUs only when the trainer uses them."""
 
 from __future__ import annotations
 
 import pytest
 
-from experiments import slurm
+from experiments.sweeps import slurm
 
 DEBUG = [{"partition": "debug*", "cpus": "2", "memory_mb": "23000", "gres": "(null)", "time": "1:00:00"}]
 GPU = [{"partition": "gpu", "cpus": "64", "memory_mb": "512000", "gres": "gpu:a100:8(S:0-1)", "time": "2-00:00:00"}]

@@ -5,7 +5,6 @@ once, and an invocation killed mid-trial."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -127,8 +126,8 @@ def test_jobs_of_a_killed_parallel_sweep_stop_at_a_checkpoint(tmp_path):
 
 
 def test_the_parallel_launcher_forwards_the_signals_a_run_stops_at():
-    from experiments.parallel_launcher import FORWARDED
-    from lightning_modules.guards import STOP_SIGNALS
+    from experiments.sweeps.parallel import FORWARDED
+    from lightning_modules.run_guard import STOP_SIGNALS
 
     assert set(FORWARDED) == set(STOP_SIGNALS)
 
@@ -172,8 +171,8 @@ def test_a_summary_that_cannot_be_written_is_one_paragraph_and_exit_1(tmp_path, 
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from experiments.records import write_record
-    from experiments.sweep_report import SweepReport
+    from experiments.sweeps.report import SweepReport
+    from experiments.sweeps.summary import write_record
 
     write_record(tmp_path / "0", {"job": 0, "overrides": ["seed=1"], "status": "ok", "objective": 0.5,
                                   "monitor": "val/loss", "mode": "min", "metrics": {}})
@@ -209,7 +208,7 @@ def test_several_processes_opening_a_new_study_at_once_share_it(tmp_path):
 
 
 def _open_study_at_once(storage: str, barrier, results) -> None:
-    from experiments.optuna_study import open_study
+    from experiments.sweeps.optuna_study import open_study
 
     barrier.wait()
     try:
@@ -269,10 +268,10 @@ def test_a_search_killed_mid_trial_has_that_trial_failed_when_the_study_is_next_
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # fail_stale_trials, as the sweeper
 def test_a_heartbeat_recorded_by_trial_id_keeps_a_trial_alive_until_it_stops(tmp_path):
-    """experiments/optuna_internals.py's private read, and Optuna's heartbeat as the sweeper uses it."""
+    """experiments/sweeps/optuna_internals.py's private read, and Optuna's heartbeat as the sweeper uses it."""
     import optuna
 
-    from experiments.optuna_internals import trial_id
+    from experiments.sweeps.optuna_internals import trial_id
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=1)
     study = optuna.create_study(storage=storage)

@@ -49,7 +49,7 @@ def job_dir(sweep: Path, num: int) -> Path:
 
 def tb_runs(root: Path) -> set[Path]:
     """The folders of TensorBoard runs with scalars under root (a sweep's own folder holds only
-    its hparams experiment, experiments/hparams.py)."""
+    its hparams experiment, experiments/runs/hparams.py)."""
     return {p.parent for p in root.rglob("events.out.tfevents.*") if not p.name.endswith(".sweep_hparams")}
 
 
@@ -219,7 +219,7 @@ def test_threads_per_job_share_the_cores(monkeypatch):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from experiments.threads import threads_per_job
+    from experiments.sweeps.threads import threads_per_job
 
     def multirun(**launcher):
         return OmegaConf.create({"mode": RunMode.MULTIRUN, "launcher": launcher})
@@ -236,7 +236,7 @@ def test_threads_per_job_share_the_cores(monkeypatch):
 
 
 def test_summary_ranks_by_the_monitored_mode_and_puts_failures_last(tmp_path):
-    from experiments.records import write_record, write_summary
+    from experiments.sweeps.summary import write_record, write_summary
 
     def record(job, status, objective, acc):
         return {"job": job, "overrides": ["model=xor", f"seed={job}"], "status": status,
@@ -258,7 +258,7 @@ def test_a_job_that_raises_past_run_job_still_gets_a_record(tmp_path):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from experiments.sweep_report import SweepReport
+    from experiments.sweeps.report import SweepReport
 
     job_dir = tmp_path / "0"
     config = OmegaConf.create({"hydra": {"mode": RunMode.MULTIRUN, "job": {"num": 0},

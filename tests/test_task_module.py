@@ -30,7 +30,7 @@ REGRESSION = {"train/loss", "train/loss_step", "train/lr", "val/loss", "val/loss
      REGRESSION | {f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("mse", "mae")}),
 ], ids=["xor", "linear-l1", "linear-mse", "two_layer-sse"])
 def test_each_task_logs_exactly_the_agreed_scalar_tags(overrides, tags, tmp_path):
-    pipeline.train(compose_run([*overrides, "trainer.max_epochs=2", "trainer.log_every_n_steps=1"], tmp_path))
+    pipeline.fit_and_test(compose_run([*overrides, "trainer.max_epochs=2", "trainer.log_every_n_steps=1"], tmp_path))
     events = EventAccumulator(str(tmp_path))
     events.Reload()
     logged = set(events.Tags()["scalars"]) - {"epoch"}  # Lightning's own epoch counter is not the task's
@@ -125,7 +125,7 @@ def test_torch_compile_composes_and_compiles_the_net_in_place(tmp_path, monkeypa
     monkeypatch.setattr(torch, "compile", eager_compile)
     cfg = compose_run(["model=xor", "data=xor", "model.torch_compile=true", "trainer.max_epochs=2"], tmp_path)
     assert instantiate(cfg.model).torch_compile is True
-    metrics = pipeline.train(cfg)
+    metrics = pipeline.fit_and_test(cfg)
 
     assert len(compiled) == 1, "compiled once, though Lightning configures the model for fit and for test"
     assert compiled[0].__self__.__class__.__name__ == "SimpleClassifier"  # the net's own call, in place

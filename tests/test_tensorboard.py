@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from experiments.dashboard.tensorboard import TensorBoard, chromium, screenshot
 from tests.conftest import ROOT
-from tests.tensorboard_server import TensorBoard, chromium, screenshot
 
 ENV = {**os.environ, "PROJECT_ROOT": str(ROOT)}
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",

@@ -13,9 +13,10 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.checks import ConfigError, logged_during_fit, validate_config
-from experiments.command_line import check_command_line
-from experiments.schema import CODE_GIVES, SCHEMAS
+from experiments.config.checks import logged_during_fit, validate_config
+from experiments.config.command_line import check_command_line
+from experiments.config.errors import ConfigError
+from experiments.config.schema import CODE_GIVES, SCHEMAS
 from tests.conftest import CONF, QUIET, ROOT, compose_run
 
 CORES = len(os.sched_getaffinity(0))
@@ -118,7 +119,7 @@ def test_run_tests_only_a_checkpoint_of_its_own_model(tmp_path):
     proc = script("run.py", "model=cnn", "model.net.num_classes=7", "train=false", f"ckpt_path={cnn}", tmp_path=tmp_path)
     assert_told_in_one_paragraph(proc, "(model.net.num_classes: 10 there, 7 here)", tmp_path)
     cfg = compose_run(["model=cnn", "train=false", f"ckpt_path={cnn}", "model.optimizer.lr=0.5"], tmp_path)
-    from experiments.command_line import check_checkpoint
+    from experiments.runs.start import check_checkpoint
 
     check_checkpoint(cfg, "run")
 
@@ -163,7 +164,7 @@ def test_offline_download_message_is_complete_and_does_not_advise_download(tmp_p
     assert "downloading it failed (RuntimeError: Error downloading" in message and "Temporary failure" in message
     assert "apt-get install dataset-fashion-mnist" in message and str(tmp_path / "data" / "FashionMNIST" / "raw") in message
     assert "data.download=true" not in message
-    from experiments.command_line import explain
+    from experiments.config.errors import explain
 
     assert explain(err.value) == message, "the scripts print it whole, without a traceback"
 
@@ -210,7 +211,7 @@ def test_every_config_validates_and_instantiates(group, option, overrides, tmp_p
     validate_config(cfg, this_machine=option != "ddp_slurm")  # a SLURM job counts its nodes' devices
     for path, target in targets(cfg):
         if path == "trainer" or path.split(".")[0] in ("model", "data"):
-            assert target in SCHEMAS, f"{path}: {target} has no schema in experiments/schema.py"
+            assert target in SCHEMAS, f"{path}: {target} has no schema in experiments/config/schema.py"
     model = instantiate(cfg.model, _convert_="object")
     instantiate(cfg.data, _convert_="object")
     optimizer = model.optimizer_factory(model.parameters())

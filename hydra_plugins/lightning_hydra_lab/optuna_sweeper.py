@@ -1,5 +1,5 @@
 """``hydra/sweeper=optuna_study`` (conf/hydra/sweeper/optuna_study.yaml): Hydra's Optuna sweeper,
-safe for several invocations of one study at once; the code is experiments/optuna_study.py, imported
+safe for several invocations of one study at once; the code is experiments/sweeps/optuna_study.py, imported
 only when a search runs (Hydra imports every plugin at start-up, and Optuna takes seconds)."""
 
 from typing import Any, List
@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 class OptunaStudySweeper(Sweeper):
     def __init__(self, **params: Any) -> None:
-        from experiments.optuna_study import StudySweeper
+        from experiments.sweeps.optuna_study import StudySweeper
 
         self.sweeper = StudySweeper(**params)
 

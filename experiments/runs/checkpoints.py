@@ -1,0 +1,63 @@
+"""Reading a checkpoint: the one place that opens one, always with ``weights_only=True``.
+
+Every checkpoint a run writes holds, besides Lightning's keys, the run's resolved config under
+``RUN_CONFIG`` (lightning_modules/checkpoint_keys.py), so evaluate, predict and export rebuild the
+model without the command line that trained it. A file that is empty, truncated, not a
+checkpoint, or a checkpoint of something else is one paragraph (a ``ConfigError``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.config.errors import ConfigError
+from experiments.config.trusted import check_targets
+from lightning_modules.checkpoint_keys import RUN_CONFIG
+
+LAST = "last.ckpt"  # a run's newest checkpoint, which a resume continues from
+
+
+def read(path: str | Path, setting: str = "ckpt_path") -> dict[str, Any]:
+    """The checkpoint's contents (tensors memory-mapped, nothing unpickled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{setting}={path}: no such file.")
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # noqa: BLE001 - empty, truncated, another format, pickled objects
+        text = str(error)
+        why = ("it is empty" if path.stat().st_size == 0
+               else "it holds pickled objects, which are never loaded: they could run code" if "Weights only load failed" in text
+               else "it is truncated, or not a file of torch.save" if any(w in text for w in ("zip", "mmap", "magic", "EOF"))
+               else f"{type(error).__name__}: {text.splitlines()[0][:200] if text else ''}")
+        raise ConfigError(f"{setting}={path} is not a checkpoint that loads with torch.load(weights_only=True) ({why}). "
+                          "Give a .ckpt file that experiments/run.py wrote (a run's checkpoints/*.ckpt).") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"{setting}={path} holds no model weights (no state_dict), so it is not a checkpoint of "
+                          "experiments/run.py; give one of a run's checkpoints/*.ckpt files.")
+    return checkpoint
+
+
+def run_config(checkpoint: dict[str, Any], path: str | Path, trusted: list[str] | None = None) -> DictConfig:
+    """The run config saved in ``checkpoint`` (read from ``path``), once every ``_target_`` in it
+    is one that may be built from a file (experiments/config/trusted.py)."""
+
+    if not isinstance(checkpoint.get(RUN_CONFIG), dict):
+        raise ConfigError(f"ckpt_path={path} holds no run config: it was not written by experiments/run.py, so "
+                          "there is nothing to rebuild the model from. Give one of a run's checkpoints/*.ckpt files.")
+    check_targets(checkpoint[RUN_CONFIG], f"The run config inside ckpt_path={path}", trusted)
+    return OmegaConf.create(checkpoint[RUN_CONFIG])
+
+
+def global_step(path: str | Path) -> int:
+    return int(read(path).get("global_step", 0))
+
+
+def epochs_done(path: str | Path) -> int:
+    """Epochs trained, counted from the run's start (the epoch it was saved in, from 0, plus one)."""
+    return int(read(path).get("epoch", 0)) + 1

@@ -1,0 +1,28 @@
+"""The private parts of Hydra and its plugins this project reads (tests/test_library_internals.py
+fails when they change):
+
+- a JobReturn's stored outcome, without raising the failed job's error (``_return_value``);
+- the submitit launcher's kind of executor (``_EXECUTOR``: "slurm" or "local");
+- the Optuna sweeper's implementation (``hydra_plugins.hydra_optuna_sweeper._impl``), which our
+  Optuna sweeper extends (experiments/sweeps/optuna_study.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def stored_outcome(job_return: Any) -> Any:
+    """What a job returned, or the exception a failed job raised (``return_value`` would raise it)."""
+    return job_return._return_value
+
+
+def submitit_executor(launcher: Any) -> str:
+    return launcher._EXECUTOR
+
+
+def optuna_sweeper_impl() -> tuple[type, Any]:
+    """The Optuna plugin's sweeper class and its parser of a search space's overrides."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+
+    return OptunaSweeperImpl, create_params_from_overrides

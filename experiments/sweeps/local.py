@@ -1,0 +1,78 @@
+"""``hydra/launcher=local`` (conf/hydra/launcher/local.yaml): Hydra's submitit launcher on this
+machine, each job a submitit job (a process of its own, as on SLURM), where a job that returns no
+result is a row of the summary (experiments/sweeps/lost_jobs.py) instead of Hydra's traceback on the
+first one. ``launch`` repeats the plugin's submission code (it collects every result in one
+expression, with no hook between submitting and waiting); the launcher class itself is declared
+in hydra_plugins/lightning_hydra_lab/local_launcher.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, filter_overrides
+from omegaconf import OmegaConf
+
+from experiments.sweeps.hydra_internals import submitit_executor
+from experiments.sweeps.lost_jobs import lost_job
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+log = logging.getLogger(__name__)
+
+
+class LocalBehaviour:
+    """Mixed into Hydra's submitit local launcher by hydra_plugins/lightning_hydra_lab."""
+
+    config: Any
+    params: dict[str, Any]
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        import submitit
+
+        assert self.config is not None
+        params = dict(self.params)
+        init_keys = {"max_num_timeout", "submitit_folder"}
+        executor = submitit.AutoExecutor(cluster=submitit_executor(self), folder=params["submitit_folder"])
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(**{k if k in base else f"{submitit_executor(self)}_{k}": v for k, v in params.items()
+                                      if k not in init_keys})
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info("Submitit '%s' sweep output dir : %s", submitit_executor(self), sweep_dir)
+        job_params = []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        jobs = executor.map_array(self, *zip(*job_params))
+        return [self._result(job, num, list(overrides), sweep_dir)
+                for job, (overrides, _, num, _, _) in zip(jobs, job_params)]
+
+    @staticmethod
+    def _result(job: Any, num: int, overrides: list[str], sweep_dir: Path) -> JobReturn:
+        from submitit.core.utils import UncompletedJobError
+
+        job.wait()
+        try:
+            if not job.paths.result_pickle.exists():  # written before its process ends: there is none
+                raise UncompletedJobError(f"job {job.job_id} has no result")  # (results() would wait 15 s more)
+            return job.results()[0]
+        except Exception as exc:  # noqa: BLE001 - a lost job is a row, the sweep goes on
+            error = _why_lost(job, exc)
+            log.error("Job %d (submitit job %s) returned no result: %s", num, job.job_id, error)
+            return lost_job(sweep_dir, num, overrides, "failed", error)
+
+
+def _why_lost(job: Any, exc: Exception) -> str:
+    """submitit's local controller keeps no exit code: a job with no result was killed by a
+    signal or crashed; a job whose Python code raised past Hydra has its error's last line."""
+    from submitit.core.utils import FailedJobError
+
+    if isinstance(exc, FailedJobError):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        cause = next((line for line in reversed(lines) if "Error" in line or "Exception" in line), lines[-1])
+        return f"submitit job {job.job_id} raised {cause}"[:500]
+    return (f"submitit job {job.job_id} ended without a result: its process was killed (SIGKILL: out of memory?) "
+            f"or crashed; its output: {job.paths.stderr}")
