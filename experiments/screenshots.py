@@ -11,7 +11,6 @@ Needs Debian's chromium (``make screenshots`` installs it). Takes a few minutes 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from experiments.dashboard.tensorboard import TensorBoard, chromium, screenshot
+from experiments.runs.record import JOB_FILE, JobRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ def main() -> None:
 
 def single_runs(logs: Path) -> Path:
     """The folder holding the runs that are not sweep jobs (by their job.json), else logs."""
-    folders = [str(p.parent) for p in logs.rglob("job.json") if json.loads(p.read_text()).get("job") is None]
+    folders = [str(p.parent) for p in logs.rglob(JOB_FILE) if JobRecord.read(p.parent).job is None]
     return Path(os.path.commonpath(folders)) if len(folders) > 1 else logs
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from lightning_modules.atomic_files import write_atomic
+
 
 class CheckpointWriteError(OSError):
     pass
@@ -26,19 +28,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         buffer = io.BytesIO()  # serialised first, so that a failed write is an OSError that says why
         torch.save(checkpoint, buffer)
         try:
-            with open(tmp, "wb") as f:
-                f.write(buffer.getbuffer())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            write_atomic(path, buffer.getbuffer(), durable=True)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 kept = "the previous file is unchanged" if path.exists() else "no file was written"
                 raise CheckpointWriteError(
                     exc.errno, f"could not write checkpoint {path}: {os.strerror(exc.errno)} ({kept}); "

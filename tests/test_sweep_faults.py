@@ -171,11 +171,10 @@ def test_a_summary_that_cannot_be_written_is_one_paragraph_and_exit_1(tmp_path, 
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
+    from experiments.runs.record import JobRecord
     from experiments.sweeps.report import SweepReport
-    from experiments.sweeps.summary import write_record
 
-    write_record(tmp_path / "0", {"job": 0, "overrides": ["seed=1"], "status": "ok", "objective": 0.5,
-                                  "monitor": "val/loss", "mode": "min", "metrics": {}})
+    JobRecord(job=0, overrides=["seed=1"], status="ok", objective=0.5, monitor="val/loss", mode="min").write(tmp_path / "0")
     (tmp_path / "summary.csv").mkdir()  # a folder where the summary goes: the rename fails
     (tmp_path / "summary.csv" / "x").write_text("")
     config = OmegaConf.create({"hydra": {"mode": RunMode.MULTIRUN, "sweep": {"dir": str(tmp_path)}}})

@@ -236,16 +236,17 @@ def test_threads_per_job_share_the_cores(monkeypatch):
 
 
 def test_summary_ranks_by_the_monitored_mode_and_puts_failures_last(tmp_path):
-    from experiments.sweeps.summary import write_record, write_summary
+    from experiments.runs.record import JobRecord
+    from experiments.sweeps.summary import write_summary
 
     def record(job, status, objective, acc):
-        return {"job": job, "overrides": ["model=xor", f"seed={job}"], "status": status,
-                "error": None if status == "ok" else "ValueError: boom", "monitor": "val/acc",
-                "mode": "max", "objective": objective, "wall_s": 1.0, "started": float(job),
-                "metrics": {} if acc is None else {"val/acc": acc, "test/acc": acc}}
+        return JobRecord(job=job, overrides=["model=xor", f"seed={job}"], status=status,
+                         error=None if status == "ok" else "ValueError: boom", monitor="val/acc",
+                         mode="max", objective=objective, wall_s=1.0, started=float(job),
+                         metrics={} if acc is None else {"val/acc": acc, "test/acc": acc})
 
     for job, status, objective in [(0, "ok", 0.7), (1, "failed", None), (2, "ok", 0.9), (3, "ok", 0.8)]:
-        write_record(tmp_path / str(job), record(job, status, objective, objective))
+        record(job, status, objective, objective).write(tmp_path / str(job))
     rows = write_summary(tmp_path)
     assert [(r["dir"], r["status"]) for r in rows] == [("2", "ok"), ("3", "ok"), ("0", "ok"), ("1", "failed")]
     assert read_summary(tmp_path)[0]["val/acc"] == "0.9"

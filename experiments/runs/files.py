@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from lightning_modules.atomic_files import write_atomic
+
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Never let a reader see a half-written file, and leave no temporary file behind when the
-    write fails (a full disk)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Never let a reader see a half-written file (lightning_modules/atomic_files.py)."""
+    write_atomic(path, text.encode())
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -20,12 +20,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.config import CONF_DIR
+from experiments.config import overrides as overrides_text
+
 CHOICE_GROUPS = ("experiment", "model", "data", "trainer", "callbacks", "debug", "hparams_search")
 KEY_VALUES = ("model.optimizer.lr", "data.batch_size", "trainer.max_epochs", "seed", "trainer.precision")
 # Overrides that say where or how visibly a run writes, not what it is.
 NOT_HPARAMS = ("hydra", "paths", "resume", "ckpt_path", "tags", "task_name", "defaults", "logger", "trusted_packages",
                "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.default_root_dir")
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 HPARAMS_FILE = "hparams.yaml"  # Lightning's loggers write the run's hparams there too
 
 
@@ -50,10 +52,10 @@ def _scalar(value: Any) -> Any:
     return None  # a whole sub-config: its leaves are shown where they were given
 
 
-def hparams_of(cfg: DictConfig, choices: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+def hparams_of(cfg: DictConfig, choices: Mapping[str, Any], task_overrides: Iterable[str]) -> dict[str, Any]:
     """A run's hparams from its config, the options chosen in each group, and its overrides."""
     params: dict[str, Any] = {g: str(choices[g]) for g in CHOICE_GROUPS if choices.get(g) is not None}
-    given = [o.split("=", 1)[0].lstrip("+") for o in overrides if "=" in o and not o.startswith("~")]
+    given = [overrides_text.key(o) for o in task_overrides if "=" in o and not o.startswith("~")]
     for group in ("experiment", "hparams_search"):  # the values those configs set
         if choices.get(group) is not None and (CONF_DIR / group / f"{choices[group]}.yaml").is_file():
             node = OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{choices[group]}.yaml"))
@@ -76,7 +78,7 @@ def run_hparams(cfg: DictConfig) -> dict[str, Any]:
     choices = {k: v for k, v in (hydra_cfg.runtime.choices if hydra_cfg else {}).items() if v is not None}
     ckpt = cfg.get("ckpt_path")
     if ckpt and not cfg.get("train"):  # testing a checkpoint (evaluate.py): what its run trained
-        from experiments.runs.folder import run_choices
+        from experiments.runs.resume import run_choices
 
         trained = run_choices(Path(str(ckpt)).resolve().parent.parent)
         choices = {**{g: trained[g] for g in ("experiment", "model", "data") if trained.get(g, "None") != "None"},

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -11,6 +10,8 @@ from lightning import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torchvision.io import encode_png
+
+from lightning_modules.atomic_files import write_atomic
 
 
 def tensorboards(trainer: Trainer) -> list[TensorBoardLogger]:
@@ -31,14 +32,7 @@ def publish(trainer: Trainer, tag: str, image: torch.Tensor) -> Path:
         else:
             writer.file_writer.add_summary(summary, trainer.global_step)
     path = Path(trainer.default_root_dir) / "pictures" / f"{tag.replace('/', '_')}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".png.partial")  # a viewer never sees half a file
-    try:
-        partial.write_bytes(png.numpy().tobytes())  # an OSError that says why (a full disk), unlike write_file's
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    write_atomic(path, png.numpy().tobytes())  # a viewer never sees half a file
     return path
 
 
