@@ -1,4 +1,4 @@
-"""TensorBoard pictures (lightning_modules/pictures.py): each run gets the pictures that fit its
+"""TensorBoard pictures (lightning_modules/pictures/): each run gets the pictures that fit its
 data, in its TensorBoard events and as PNGs in its folder; none during the sanity check."""
 
 from __future__ import annotations
