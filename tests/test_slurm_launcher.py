@@ -4,6 +4,8 @@ node name that does not resolve fails at once, and a lost job's row names its ca
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from experiments import slurm
@@ -107,6 +109,11 @@ def test_a_first_node_name_that_does_not_resolve_fails_at_once(monkeypatch):
     monkeypatch.setenv("SLURM_NODELIST", "localhost")
     slurm.check_root_node_resolves()
     monkeypatch.setenv("SLURM_NODELIST", "nowhere-node[1-2].invalid")
+
+    def unknown(host, *args):  # what the resolver answers, without waiting for one here
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(slurm.socket, "getaddrinfo", unknown)
     with pytest.raises(slurm.SlurmNodeNameError, match=r"'nowhere-node1.invalid' \(the first node of "
                        r"SLURM_NODELIST=nowhere-node\[1-2\].invalid\) does not resolve on node gpu7"):
         slurm.check_root_node_resolves()
