@@ -33,7 +33,7 @@ chromium: | data
 	  else echo "note: no root apt: the browser test will be skipped (it needs Debian's chromium)"; fi; \
 	fi
 
-# SLURM and munge for the tests marked `slurm` (a throwaway one-node cluster, tests/helpers/slurm_cluster.py).
+# SLURM and munge for the tests marked `slurm` (a throwaway two-node cluster, tests/helpers/slurm_cluster.py).
 # After data and chromium (order only), for the same reason.
 slurm: | data chromium
 	@if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] || [ ! -x /usr/sbin/munged ]; then \

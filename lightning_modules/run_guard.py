@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,10 @@ class RunGuard(Callback):
       training after the current step: a checkpoint of that step is written to
       ``checkpoint_path`` (Lightning saves the loops' and the loader's progress with it, so a
       resume continues with the next batch) and ``RunInterrupted`` is raised. A second Ctrl-C
-      stops at once. ``install()`` / ``uninstall()`` set and restore the handlers.
+      stops at once. ``install()`` / ``uninstall()`` set and restore the handlers. With several
+      processes (DDP) every rank stops at the same step, and the guard takes the signals back
+      from Lightning once a stage starts: Lightning's SIGTERM handler broadcasts from inside the
+      handler, at whatever collective the other ranks are in, and the ranks deadlock.
     - **Non-finite loss.** The first NaN/Inf training loss stops training, naming the step; a
       checkpoint whose weights are not finite is never written, so ``last.ckpt`` keeps the last
       good weights. On the CPU each step's loss is checked at its end; on a GPU the previous
@@ -71,6 +75,21 @@ class RunGuard(Callback):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+    def _take_back_signals(self, trainer: Trainer) -> None:
+        # Lightning registers its handlers (keeping ours as a chained one) just before a stage runs.
+        if self._previous and trainer.world_size > 1 and threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self._on_signal)
+
+    def on_sanity_check_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._take_back_signals(trainer)
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._take_back_signals(trainer)
+
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._take_back_signals(trainer)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and self.received == signal.SIGINT:
@@ -131,6 +150,7 @@ class RunGuard(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.training_started = True
+        self._take_back_signals(trainer)
         # Here rather than at load: the sanity check and set-up between the two draw nothing
         # the uninterrupted run drew.
         state, self._random_state = self._random_state, None

@@ -87,7 +87,7 @@ def fake_fashion(fake_fashion_dir, tmp_path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
-    """A one-node SLURM cluster on loopback (tests/helpers/slurm_cluster.py), started once per session;
+    """A two-node SLURM cluster on loopback (tests/helpers/slurm_cluster.py), started once per session;
     its `env` is what a subprocess that submits to it needs. Skips where it cannot run."""
     from tests.helpers.slurm_cluster import SlurmCluster, installed
 

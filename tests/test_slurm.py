@@ -1,11 +1,13 @@
-"""`hydra/launcher=slurm` through a real SLURM cluster (tests/helpers/slurm_cluster.py, one node on
-loopback): each Hydra job is one task of a job array submitted with sbatch."""
+"""`hydra/launcher=slurm` through a real SLURM cluster (tests/helpers/slurm_cluster.py, two nodes on
+loopback): each Hydra job is one task of a job array submitted with sbatch; a multi-node job
+runs one DDP rank per node."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -83,7 +85,9 @@ def test_sacct_stand_in_answers_like_sacct(slurm_cluster):
     job = slurm_cluster.slurm("sbatch", "--parsable", "-o", os.devnull, "--wrap", "true").strip()
     slurm_cluster.wait_idle()
     out = slurm_cluster.slurm("sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", job)
-    assert out.splitlines() == ["JobID|State|NodeList", f"{job}|COMPLETED|{slurm_cluster.node}"]
+    header, row = out.splitlines()
+    assert header == "JobID|State|NodeList" and row.rsplit("|", 1)[0] == f"{job}|COMPLETED"
+    assert row.rsplit("|", 1)[1] in slurm_cluster.nodes
 
 
 # ~2500 steps an epoch (several seconds each): signals sent after the first checkpoint land mid-run.
@@ -91,11 +95,11 @@ LONG_XOR = ["data.train_size=20000", "data.batch_size=8", "trainer.max_epochs=2"
             "trainer.check_val_every_n_epoch=1", "test=false"]
 
 
-def start(cluster, *args: str, logs: Path) -> subprocess.Popen:
+def start(cluster, *args: str, logs: Path, job: list[str] = SMALL_JOB) -> subprocess.Popen:
     env = {**cluster.env, "PROJECT_ROOT": str(ROOT)}
     env.pop("TORCH_NUM_THREADS", None)
     return subprocess.Popen(
-        [sys.executable, "experiments/run.py", "-m", *SMALL_JOB, *FAST_XOR, *QUIET, *args,
+        [sys.executable, "experiments/run.py", "-m", *job, *FAST_XOR, *QUIET, *args,
          f"paths.log_dir={logs}", f"hydra.sweep.dir={logs / 'sweep'}"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -130,33 +134,44 @@ def test_the_readme_cpu_command_runs_with_only_the_partition_given(slurm_cluster
     assert "--cpus-per-task=2" in script and "--mem=8GB" in script and "gpu" not in script
 
 
-def test_an_impossible_request_fails_before_submitting(slurm_cluster, tmp_path):
+@pytest.mark.parametrize("request_, message", [
+    ("hydra.launcher.cpus_per_task=64",
+     "hydra.launcher.cpus_per_task=64 x tasks_per_node=1 asks for 64 CPUs per node, but partition debug offers at most 2 "),
+    ("hydra.launcher.nodes=3",  # PartitionNodeLimit: it would pend forever
+     "hydra.launcher.nodes=3 (trainer.num_nodes) asks for 3 nodes, but partition debug offers at most 2 nodes (sinfo)"),
+], ids=["cpus", "nodes"])
+def test_an_impossible_request_fails_before_submitting(slurm_cluster, tmp_path, request_, message):
     began = time.time()
-    proc = submit(slurm_cluster, "hydra.launcher.cpus_per_task=64", logs=tmp_path)
+    proc = submit(slurm_cluster, request_, logs=tmp_path)
     assert proc.returncode == 1 and time.time() - began < 60
-    assert ("hydra.launcher.cpus_per_task=64 x tasks_per_node=1 asks for 64 CPUs per node, but partition debug "
-            "offers at most") in proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert not (tmp_path / "sweep" / ".submitit").exists() and not slurm_cluster.jobs(), "nothing was submitted"
 
 
 def test_time_limit_warning_requeues_and_the_job_resumes_bit_identical(slurm_cluster, tmp_path):
-    proc = start(slurm_cluster, *LONG_XOR, "hydra.launcher.max_num_timeout=2", logs=tmp_path)
-    sweep = tmp_path / "sweep"
-    wait_for("0/checkpoints/last.ckpt", sweep, proc)
-    time.sleep(1.0)
-    slurm_cluster.slurm("scancel", "--signal=USR1", slurm_job_id(sweep / "0"))  # what SLURM sends before the limit
-    out, err = proc.communicate(timeout=300)
-    slurm_cluster.wait_idle()
+    # the uninterrupted run to compare with runs meanwhile, on the core the job does not use
+    with open(tmp_path / "local.err", "w") as local_err:
+        local = subprocess.Popen([sys.executable, "experiments/run.py", *FAST_XOR, *QUIET, *LONG_XOR, "trainer=cpu",
+                                  f"paths.log_dir={tmp_path / 'local'}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                 stderr=local_err, env={**os.environ, "PROJECT_ROOT": str(ROOT), "TORCH_NUM_THREADS": "1"})
+    try:
+        proc = start(slurm_cluster, *LONG_XOR, "hydra.launcher.max_num_timeout=2", logs=tmp_path)
+        sweep = tmp_path / "sweep"
+        wait_for("0/checkpoints/last.ckpt", sweep, proc)
+        time.sleep(1.0)
+        slurm_cluster.slurm("scancel", "--signal=USR1", slurm_job_id(sweep / "0"))  # what SLURM sends before the limit
+        out, err = proc.communicate(timeout=300)
+        slurm_cluster.wait_idle()
+        assert local.wait(timeout=300) == 0, (tmp_path / "local.err").read_text()[-3000:]
+    finally:
+        if local.poll() is None:
+            local.kill()
     assert proc.returncode == 0 and "(1 jobs, 0 failed)" in out, err[-3000:]
     record = json.loads((sweep / "0" / "job.json").read_text())
     assert [s["status"] for s in record["segments"]] == ["interrupted", "ok"], "stopped once, then resumed"
     assert record["segments"][1]["resumed_from"] == str(sweep / "0" / "checkpoints" / "last.ckpt")
     assert any("Requeued job" in p.read_text() for p in (sweep / ".submitit").glob("*/*_log.out"))
 
-    local = subprocess.run([sys.executable, "experiments/run.py", *FAST_XOR, *QUIET, *LONG_XOR, "trainer=cpu",
-                            f"paths.log_dir={tmp_path / 'local'}"], cwd=ROOT, capture_output=True, text=True,
-                           env={**os.environ, "PROJECT_ROOT": str(ROOT)}, timeout=300)
-    assert local.returncode == 0, local.stderr[-3000:]
     (straight,) = (tmp_path / "local" / "train" / "runs").iterdir()
     a = torch.load(sweep / "0" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     b = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
@@ -182,30 +197,27 @@ def test_a_job_past_its_last_requeue_is_a_timeout_row(slurm_cluster, tmp_path):
         assert str(sweep / "0" / "checkpoints" / "last.ckpt") in written
 
 
-def test_a_cancelled_job_is_a_failed_row_and_the_sweep_finishes(slurm_cluster, tmp_path):
-    proc = start(slurm_cluster, *LONG_XOR, "trainer.max_epochs=8", "seed=1,2", logs=tmp_path)
-    sweep = tmp_path / "sweep"
-    wait_for("*/checkpoints/last.ckpt", sweep, proc)
-    running = sorted(p.parent.parent.name for p in sweep.glob("*/checkpoints/last.ckpt"))[0]
-    slurm_cluster.slurm("scancel", slurm_job_id(sweep / running, "slurm_array_task"))
-    out, err = proc.communicate(timeout=300)
-    slurm_cluster.wait_idle()
-    assert proc.returncode == 1 and "(2 jobs, 1 failed)" in out, err[-3000:]
-    rows = rows_of(sweep)
-    assert rows[running]["status"] == "failed" and "SLURM state CANCELLED" in rows[running]["error"]
-    (other,) = set(rows) - {running}
-    assert rows[other]["status"] == "ok"
-
-
-def test_ddp_across_two_cpu_tasks_keeps_one_folder(slurm_cluster, tmp_path):
-    env = {**slurm_cluster.env, "PROJECT_ROOT": str(ROOT)}
+def ddp_run(cluster, logs: Path, *shape: str) -> subprocess.CompletedProcess:
+    """The README's DDP command on CPU tasks (gloo), shaped by trainer.devices / trainer.num_nodes."""
+    env = {**cluster.env, "PROJECT_ROOT": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "experiments/run.py", "-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug",
          "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", *FAST_XOR, *QUIET, "trainer=ddp_slurm",
-         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=false", "model.optimizer.lr=1.0",
-         f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+         "trainer.accelerator=cpu", *shape, "trainer.sync_batchnorm=false", "model.optimizer.lr=1.0",
+         f"paths.log_dir={logs}", f"hydra.sweep.dir={logs / 'sweep'}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    slurm_cluster.wait_idle()
+    cluster.wait_idle()
+    return proc
+
+
+@pytest.fixture(scope="module")
+def two_tasks_one_node(slurm_cluster, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("ddp_one_node")
+    return logs, ddp_run(slurm_cluster, logs, "trainer.devices=2")
+
+
+def test_ddp_across_two_cpu_tasks_keeps_one_folder(two_tasks_one_node):
+    tmp_path, proc = two_tasks_one_node
     assert proc.returncode == 0 and "(1 jobs, 0 failed)" in proc.stdout, proc.stderr[-3000:]
     job = tmp_path / "sweep" / "0"
     assert "--ntasks-per-node=2" in next((tmp_path / "sweep" / ".submitit").glob("*/*_submission.sh")).read_text()
@@ -218,7 +230,130 @@ def test_ddp_across_two_cpu_tasks_keeps_one_folder(slurm_cluster, tmp_path):
 
 
 def test_a_pending_job_is_reported_with_slurms_reason(slurm_cluster, tmp_path):
-    proc = submit(slurm_cluster, "+hydra.launcher.additional_parameters.begin='now+25'", logs=tmp_path)
+    proc = submit(slurm_cluster, "+hydra.launcher.additional_parameters.begin='now+12'", logs=tmp_path)
     slurm_cluster.wait_idle()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "is pending: BeginTime" in proc.stdout + proc.stderr
+
+
+# -- two nodes: one DDP rank on each
+
+def test_the_readme_multi_node_command_trains_across_two_nodes(slurm_cluster, two_tasks_one_node, tmp_path):
+    # trainer.num_nodes alone: hydra.launcher.nodes follows it
+    proc = ddp_run(slurm_cluster, tmp_path, "trainer.num_nodes=2", "trainer.devices=1")
+    assert proc.returncode == 0 and "(1 jobs, 0 failed)" in proc.stdout, proc.stderr[-3000:]
+    (script,) = (tmp_path / "sweep" / ".submitit").glob("*/*_submission.sh")
+    text = script.read_text()
+    assert "--nodes=2" in text and "--ntasks-per-node=1" in text and "--kill-on-bad-exit=1" in text
+    array_id = script.parent.name
+    (done,) = [line for line in slurm_cluster.jobcomp.read_text().splitlines() if f"JobId={array_id} " in line]
+    assert "JobState=COMPLETED" in done and "NodeList=node[1-2]" in done and "NodeCnt=2" in done, done
+    logs = "".join(p.read_text() for p in script.parent.glob("*_log.out"))
+    assert "node=0(2), global_rank=0(2)" in logs and "node=1(2), global_rank=1(2)" in logs, "one rank per node"
+
+    job = tmp_path / "sweep" / "0"
+    assert [p.name for p in (tmp_path / "sweep").iterdir() if not p.name.startswith(".") and p.is_dir()] == ["0"]
+    assert tb_runs(tmp_path) == {job}, "one TensorBoard run"
+    assert (job / "train.log").read_text().count("Output:") == 1, "only rank 0 writes the run's log"
+    last = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 5 * 16, "each of the 2 ranks took half of the 1000 points, 32 a step"
+    one_node = torch.load(two_tasks_one_node[0] / "sweep" / "0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.equal(last["state_dict"][k], v) for k, v in one_node["state_dict"].items()), \
+        "two nodes with one task each train the weights of one node with two tasks"
+
+
+# One rank on each node, one CPU each: two such jobs run at once. ~125 steps an epoch on each
+# rank: faults sent after the first checkpoint land mid-run.
+TWO_NODE_JOB = [*(o for o in SMALL_JOB if not o.startswith(("trainer=", "hydra.launcher.tasks_per_node"))),
+                "hydra.launcher.max_num_timeout=0"]
+MULTI_NODE = ["trainer=ddp_slurm", "trainer.accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1",
+              "trainer.sync_batchnorm=false", "data.train_size=2000", "data.batch_size=8",
+              "trainer.check_val_every_n_epoch=1", "test=false"]
+
+
+def task_pid(cluster, slurm_job_id: str, rank: int) -> int:
+    """The process of one task (rank) of a running job of this cluster, found by its environment."""
+    for proc in Path("/proc").iterdir():
+        try:
+            env = dict(e.split("=", 1) for e in (proc / "environ").read_text().split("\0") if "=" in e)
+            command = (proc / "cmdline").read_text()
+        except (OSError, ValueError):
+            continue
+        if (env.get("SLURM_CONF") == cluster.env["SLURM_CONF"] and env.get("SLURM_JOB_ID") == slurm_job_id
+                and env.get("SLURM_PROCID") == str(rank) and "submitit.core._submit" in command):
+            return int(proc.name)
+    raise AssertionError(f"no task {rank} of SLURM job {slurm_job_id} runs")
+
+
+def left_queue_within(cluster, job_id: str, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while job_id in cluster.slurm("squeue", "-h", "-r", "-o", "%i").split():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+@pytest.fixture(scope="module")
+def faults_on_two_nodes(slurm_cluster, tmp_path_factory):
+    """A sweep of three two-node jobs (one CPU on each node: two run at once): job 0 is cancelled
+    mid-run (scancel), one rank of job 1 is killed mid-run (as the kernel's OOM killer would),
+    job 2 (one epoch) runs once they are gone."""
+    logs = tmp_path_factory.mktemp("slurm_faults")
+    proc = start(slurm_cluster, *MULTI_NODE, "trainer.max_epochs=100,101,1", logs=logs, job=TWO_NODE_JOB)
+    sweep = logs / "sweep"
+    wait_for("0_*/checkpoints/last.ckpt", sweep, proc)
+    wait_for("1_*/checkpoints/last.ckpt", sweep, proc)
+    (cancelled,), (killed,) = sweep.glob("0_*"), sweep.glob("1_*")
+    time.sleep(1.0)
+    slurm_cluster.slurm("scancel", slurm_job_id(cancelled, "slurm_array_task"))
+    os.kill(task_pid(slurm_cluster, slurm_job_id(killed), rank=1), 9)
+    ended = {job: left_queue_within(slurm_cluster, slurm_job_id(job, "slurm_array_task"), 60)
+             for job in (cancelled, killed)}
+    out, err = proc.communicate(timeout=300)
+    slurm_cluster.wait_idle()
+    return sweep, proc, out, err, ended
+
+
+def test_a_rank_killed_mid_run_ends_its_job_within_a_minute_as_a_failed_row(faults_on_two_nodes):
+    sweep, proc, out, err, ended = faults_on_two_nodes
+    assert proc.returncode == 1 and "(3 jobs, 2 failed)" in out, err[-3000:]
+    (killed,) = sweep.glob("1_*")
+    assert ended[killed], "srun ended the job step when the rank died (the other waited in DDP)"
+    row = rows_of(sweep)[killed.name]
+    assert row["status"] == "failed" and row["error"] == "SLURM state FAILED: task 1 on node2: Killed", row
+
+
+def test_a_cancelled_two_node_job_stops_all_ranks_at_one_step_and_is_a_failed_row(faults_on_two_nodes):
+    sweep, proc, out, err, ended = faults_on_two_nodes
+    assert proc.returncode == 1 and "(3 jobs, 2 failed)" in out, err[-3000:]
+    (cancelled,) = sweep.glob("0_*")
+    assert ended[cancelled]
+    row = rows_of(sweep)[cancelled.name]
+    assert row["status"] == "failed", row
+    assert re.match(r"SLURM state CANCELLED: JOB \d+ ON node1 CANCELLED AT \d{4}-", row["error"]), row
+    # both ranks stopped at the signal's step: rank 0 saved it (a checkpoint both ranks take part in)
+    record = json.loads((cancelled / "job.json").read_text())
+    assert record["segments"][-1]["status"] == "interrupted"
+    task0 = next((sweep / ".submitit").glob(f"*/{slurm_job_id(cancelled, 'slurm_array_task')}_0_log.err")).read_text()
+    step = int(re.search(r"Run interrupted by SIGTERM at step (\d+)\.", task0).group(1))
+    assert torch.load(cancelled / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == step > 125
+    (finished,) = sweep.glob("2_*")
+    assert rows_of(sweep)[finished.name]["status"] == "ok", "the sweep goes on after its lost jobs"
+
+
+def test_an_early_time_limit_warning_on_two_nodes_ends_the_job_as_a_timeout(slurm_cluster, tmp_path):
+    # SLURM may send the warning well before signal_delay_s: here while the ranks still import torch
+    # (Hydra has written the job's config; training has not started, no checkpoint exists).
+    proc = start(slurm_cluster, *MULTI_NODE, "trainer.max_epochs=100", logs=tmp_path, job=TWO_NODE_JOB)
+    wait_for("0/.hydra/config.yaml", tmp_path / "sweep", proc)
+    (job,) = slurm_cluster.jobs()
+    slurm_cluster.slurm("scancel", "--signal=USR1", job)
+    assert left_queue_within(slurm_cluster, job, 60), "the job ended; no rank waited for rank 0"
+    out, err = proc.communicate(timeout=300)
+    slurm_cluster.wait_idle()
+    assert proc.returncode == 1 and "(1 jobs, 1 failed)" in out, err[-3000:]
+    row = rows_of(tmp_path / "sweep")["0"]
+    assert row["status"] == "timeout", row
+    record = json.loads((tmp_path / "sweep" / "0" / "job.json").read_text())
+    assert record["checkpoints"] == sorted(str(p) for p in (tmp_path / "sweep" / "0" / "checkpoints").glob("*.ckpt"))

@@ -1,9 +1,16 @@
-"""A throwaway one-node SLURM cluster on loopback for tests marked `slurm` (Debian's slurm-wlm
-and munge, run as root): munged, slurmctld and slurmd as child processes in the foreground (so
-they are stopped by their own PIDs), their config, state and logs in one folder, free ports, and
-an `sacct` stand-in (there is no slurmdbd) that submitit can poll.
+"""A throwaway SLURM cluster of N nodes on loopback for tests marked `slurm` (Debian's slurm-wlm
+and munge, run as root): munged, slurmctld and one slurmd per node as child processes in the
+foreground (so they are stopped by their own PIDs), their config, state and logs in one folder,
+free ports, and an `sacct` stand-in (there is no slurmdbd) that submitit can poll.
 
-    with SlurmCluster(tmp_dir) as cluster:
+The nodes (node1, node2, ...) are slurmd daemons on 127.0.0.1, each on its own port with its own
+spool, pid and log files (``%n`` in the paths). Each runs in a private mount namespace whose
+/etc/hosts (bind-mounted from this folder) names every node, so that jobs resolve node names
+as on a real cluster (Lightning's DDP ranks meet at the first node of SLURM_NODELIST) while the
+machine's own /etc/hosts stays untouched. Every node offers the whole machine (its CPUs and
+memory), so two nodes' jobs share the same cores.
+
+    with SlurmCluster(tmp_dir, nodes=2) as cluster:
         subprocess.run([...], env=cluster.env)   # SLURM_CONF, and the stand-in first on PATH
         cluster.wait_idle()
 """
@@ -11,6 +18,7 @@ an `sacct` stand-in (there is no slurmdbd) that submitit can poll.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import stat
@@ -69,7 +77,17 @@ def installed() -> str | None:
         return f"SLURM/munge not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge"
     if os.geteuid() != 0:
         return "the throwaway SLURM cluster runs its daemons as root"
+    probe = subprocess.run([*PRIVATE_HOSTS, "/etc/hosts", "true"], capture_output=True, text=True)
+    if probe.returncode:
+        return (f"the SLURM test nodes need a private mount namespace (unshare --mount) for their own "
+                f"/etc/hosts: {probe.stderr.strip()[-200:]}")
     return None
+
+
+# Runs a command in a new mount namespace where the file "$0" is bind-mounted on /etc/hosts (the
+# PID stays the command's: unshare and sh exec it).
+PRIVATE_HOSTS = ["unshare", "--mount", "--propagation", "private",
+                 "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"']
 
 
 def _free_ports(n: int) -> list[int]:
@@ -83,8 +101,11 @@ def _free_ports(n: int) -> list[int]:
 
 
 class SlurmCluster:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, nodes: int = 2):
         self.root = Path(root)
+        self.nodes = [f"node{i}" for i in range(1, nodes + 1)]
+        self.node = self.nodes[0]  # where a one-node job goes when all are idle
+        self.hosts = self.root / "hosts"
         self.conf = self.root / "slurm.conf"
         self.jobcomp = self.root / "jobcomp.txt"
         self.bin = self.root / "bin"
@@ -105,40 +126,46 @@ class SlurmCluster:
             (r / d).mkdir(parents=True, exist_ok=True)
         subprocess.run([self._sbin("mungekey"), "--create", "--force", "--keyfile", str(r / "munge/key")],
                        check=True, capture_output=True)
-        node = subprocess.run([self._sbin("slurmd"), "-C"], capture_output=True, text=True, check=True)
-        node_line = node.stdout.splitlines()[0].split()
-        fields = dict(f.split("=", 1) for f in node_line)
+        machine = subprocess.run([self._sbin("slurmd"), "-C"], capture_output=True, text=True, check=True)
+        fields = dict(f.split("=", 1) for f in machine.stdout.splitlines()[0].split())
+        del fields["NodeName"]
         fields["RealMemory"] = str(int(int(fields["RealMemory"]) * 0.9))
-        fields["NodeAddr"] = "127.0.0.1"
-        self.node = fields["NodeName"]
-        ctld_port, slurmd_port = _free_ports(2)
+        ctld_port, *node_ports = _free_ports(1 + len(self.nodes))
+        self.hosts.write_text(Path("/etc/hosts").read_text() + f"\n127.0.0.1 {' '.join(self.nodes)}\n")
         self.conf.write_text("\n".join([
-            "ClusterName=pytest", "SlurmctldHost=localhost",
-            f"SlurmctldPort={ctld_port}", f"SlurmdPort={slurmd_port}",
+            "ClusterName=pytest", "SlurmctldHost=localhost", f"SlurmctldPort={ctld_port}",
             "SlurmUser=root", "SlurmdUser=root", "AuthType=auth/munge",
             # cred_expire is also how long a requeued job waits before it may start again (120 s by default)
             f"AuthInfo=socket={self.socket_dir}/socket,cred_expire=10",
             "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "MpiDefault=none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core_Memory", "ReturnToService=2",
-            f"StateSaveLocation={r}/state", f"SlurmdSpoolDir={r}/spool",
-            f"SlurmctldPidFile={r}/slurmctld.pid", f"SlurmdPidFile={r}/slurmd.pid",
-            f"SlurmctldLogFile={r}/slurmctld.log", f"SlurmdLogFile={r}/slurmd.log",
+            # %n: each node's own spool, pid and log (all nodes are on this machine)
+            f"StateSaveLocation={r}/state", f"SlurmdSpoolDir={r}/spool/%n",
+            f"SlurmctldPidFile={r}/slurmctld.pid", f"SlurmdPidFile={r}/slurmd.%n.pid",
+            f"SlurmctldLogFile={r}/slurmctld.log", f"SlurmdLogFile={r}/slurmd.%n.log",
             "JobCompType=jobcomp/filetxt", f"JobCompLoc={self.jobcomp}",
             "AccountingStorageType=accounting_storage/none", "JobAcctGatherType=jobacct_gather/none",
             "SchedulerType=sched/backfill", "DefMemPerCPU=1000", "MinJobAge=300", "KillWait=5",
-            " ".join(f"{k}={v}" for k, v in fields.items()),
+            # Lightning's DDP port is 15000 + the job id's last 4 digits: clusters of concurrent test
+            # sessions on this machine should not number their jobs alike.
+            f"FirstJobId={random.randrange(10_000, 60_000)}",
+            *(f"NodeName={node} NodeAddr=127.0.0.1 Port={port} " + " ".join(f"{k}={v}" for k, v in fields.items())
+              for node, port in zip(self.nodes, node_ports)),
             "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP", "",
         ]))
         sacct = self.bin / "sacct"
         sacct.write_text(SACCT.format(python=sys.executable, jobcomp=str(self.jobcomp)))
         sacct.chmod(sacct.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
-    def _spawn(self, name: str, *args: str) -> None:
-        log = open(self.root / f"{name}.out", "wb")  # what a daemon prints before its log file opens
+    def _spawn(self, name: str, *args: str, key: str | None = None, hosts: Path | None = None) -> None:
+        key = key or name
+        log = open(self.root / f"{key}.out", "wb")  # what a daemon prints before its log file opens
         self._logs.append(log)
-        self.procs[name] = subprocess.Popen([self._sbin(name), *args], env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+        command = [self._sbin(name), *args]
+        if hosts is not None:
+            command = [*PRIVATE_HOSTS, str(hosts), *command]
+        self.procs[key] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
 
     def slurm(self, *args: str, check: bool = True) -> str:
         """Run a SLURM command against this cluster; its stdout."""
@@ -165,10 +192,14 @@ class SlurmCluster:
         self._wait("munged did not start", (self.socket_dir / "socket").exists, timeout)
         self._spawn("slurmctld", "-D", "-i", "-f", str(self.conf))  # -i: no state from an earlier run
         self._wait("slurmctld did not answer", lambda: "UP" in self.slurm("scontrol", "ping", check=False), timeout)
-        self._spawn("slurmd", "-D", "-N", self.node, "-f", str(self.conf))
-        self._wait("the node did not come up",
-                   lambda: self.slurm("sinfo", "-h", "-o", "%T", check=False).strip() == "idle", timeout)
+        for node in self.nodes:
+            self._spawn("slurmd", "-D", "-N", node, "-f", str(self.conf), key=f"slurmd.{node}", hosts=self.hosts)
+        self._wait("the nodes did not come up", lambda: self.node_states() == {n: "idle" for n in self.nodes}, timeout)
         return self
+
+    def node_states(self) -> dict[str, str]:
+        out = self.slurm("sinfo", "-h", "-N", "-o", "%N %T", check=False)
+        return dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
 
     def jobs(self) -> list[str]:
         """Ids of the jobs slurmctld still has queued or running."""
@@ -178,7 +209,7 @@ class SlurmCluster:
         self._wait("jobs still queued", lambda: not self.jobs(), timeout)
 
     def stop(self) -> None:
-        """Stop the daemons by PID: first slurmd (once its jobs are gone), then slurmctld, then munged."""
+        """Stop the daemons by PID: first the slurmds (once their jobs are gone), then slurmctld, then munged."""
         if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
             try:
                 if self.jobs():
@@ -186,10 +217,8 @@ class SlurmCluster:
                 self.wait_idle(30)
             except RuntimeError:
                 pass
-        for name in reversed(DAEMONS):
-            proc = self.procs.pop(name, None)
-            if proc is None:
-                continue
+        for name in reversed(list(self.procs)):  # started munged, slurmctld, then the nodes
+            proc = self.procs.pop(name)
             proc.terminate()
             try:
                 proc.wait(15)
