@@ -1,4 +1,4 @@
-"""Picture cost: the time the TensorBoard picture callbacks (lightning_modules/pictures.py) take in
+"""Picture cost: the time the TensorBoard picture callbacks (lightning_modules/pictures/) take in
 an epoch of the run they draw for, measured inside the default run (``experiments.pipeline.fit_and_test``
 with its default callbacks and TensorBoard logger), as a share of that epoch."""
 

@@ -102,3 +102,14 @@ def test_quick_hook_name_is_what_lightning_sets_around_each_hook(tmp_path, monke
     assert "loss_here" in trainer.callback_metrics
     quick.layer2 = torch.nn.Linear(2, 2)  # any other attribute is still a module's
     assert "layer2" in dict(quick.named_children())
+
+
+def test_open_csv_writer_is_none_until_the_csv_logger_opens_its_file(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from lightning_modules.lightning_internals import open_csv_writer
+
+    logger = CSVLogger(tmp_path, name="", version="")
+    assert open_csv_writer(logger) is None
+    writer = logger.experiment
+    assert open_csv_writer(logger) is writer and hasattr(writer, "metrics")
