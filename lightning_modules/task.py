@@ -99,7 +99,7 @@ class TaskModule(QuickHookName, LightningModule):
         return self.predict(batch[0])
 
     # Training metrics are accumulated by torchmetrics at each step and logged once, at the epoch's
-    # end: a self.log call costs ~0.3 ms of Python, as much as a small model's whole step
+    # end: a self.log call costs as much Python as a small model's whole step
     # (benchmarks/overhead.py; lightning_modules/lightning_internals.py).
 
     def log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:

@@ -28,7 +28,7 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         # once an epoch), and last.ckpt must name the best that exists, or a resume tests a deleted file.
         self.last_saved: tuple[int, str] | None = None
 
-    # Lightning formats the state key into a label around each hook it calls (~6 a step);
+    # Lightning formats the state key into a label around each hook it calls (several a step);
     # its inputs are fixed in __init__, so it is computed once.
     @cached_property
     def state_key(self) -> str:

@@ -13,7 +13,7 @@ class VGGNet(nn.Module):
     as both convs at 14x14, so the Fashion-MNIST recipes use one conv on the first stage.
     ``pool_first`` max-pools each stage's last conv output before its BatchNorm and ReLU
     (as fast CIFAR recipes do): a quarter of the elementwise work after the pool, less time
-    per step on a CPU (125 vs 157 ms at batch 256 for the fashion_best net, in isolation).
+    per step on a CPU (benchmarks/RESULTS.md).
     ``channels_last`` stores the conv weights in NHWC, which oneDNN (CPU) and cuDNN (GPU) run
     faster; pair it with ``data.channels_last=true`` so the batches are NHWC too. It survives
     ``.to(device)`` and checkpoint loading (``load_state_dict`` copies into the NHWC tensors).
