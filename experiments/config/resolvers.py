@@ -19,11 +19,15 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from experiments.config import CONF_DIR
-from lightning_modules.task_table import task_of
+from lightning_modules.task_table import TASKS
 
 
 def task_monitor(target: str, field: str) -> str:
-    task = task_of(target)
+    task = TASKS.get(target)
+    if task is None:  # another task module: import it to see (an import error says what is wrong)
+        from hydra.utils import get_class
+
+        task = getattr(get_class(target), "task", None)
     if task is None:
         raise ValueError(f"{target} is not a task module of this project (lightning_modules/task_table.py): "
                          "set monitor.metric and monitor.mode")
