@@ -8,6 +8,7 @@ writes nothing and a failure later removes only what this process made.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -25,6 +26,10 @@ from lightning_modules.checkpoint_keys import RUN_CONFIG
 
 def before_hydra(config_name: str, argv: list[str]) -> list[str]:
     """``sys.argv`` to give Hydra; a refusal is one paragraph and the exit (2 for a resume, else 1)."""
+    if int(os.environ.get("LOCAL_RANK") or 0) > 0:
+        # A rank that Lightning's DDP started (popen) runs this script again with the run's
+        # folder as hydra.run.dir: its rank 0 has checked and claimed everything already.
+        return argv
     try:
         if config_name == "run":
             argv = resume_argv(argv)  # resume=...: the run's own overrides, its folder, held
