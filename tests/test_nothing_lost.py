@@ -83,7 +83,8 @@ def test_an_unexpected_error_in_user_code_shows_its_traceback_once(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "run.py"), *XOR, *QUIET, "model.net._target_=boomnet.Boom",
          "~model.net.num_inputs", "~model.net.num_hidden", "~model.net.num_outputs", f"paths.log_dir={tmp_path}"],
-        cwd=ROOT, env={**os.environ, "PROJECT_ROOT": str(ROOT), "PYTHONPATH": os.pathsep.join([str(tmp_path / "src"), os.environ.get("PYTHONPATH", "")])},
+        cwd=ROOT, env={**os.environ, "PROJECT_ROOT": str(ROOT),
+                       "PYTHONPATH": os.pathsep.join([str(tmp_path / "src"), os.environ.get("PYTHONPATH", "")])},
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert (proc.stdout + proc.stderr).count("Traceback") == 1 and "boomnet/__init__.py" in proc.stderr
