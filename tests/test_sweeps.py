@@ -164,9 +164,10 @@ def test_failed_job_is_a_row_and_the_sweep_goes_on_then_exits_1(tmp_path):
     assert [(r["dir"], r["status"]) for r in rows] == [("1_batch_size=32", "ok"), ("0_batch_size=0", "failed")]
     ok, failed = rows
     assert float(ok["test/acc"]) > 0 and list((sweep / ok["dir"] / "checkpoints").glob("*.ckpt"))
-    assert "ValueError: batch_size must be >= 1, got 0" == failed["error"]
+    told = "ConfigError: data.batch_size=0 is not allowed: data.batch_size takes an integer >= 1"
+    assert failed["error"].startswith(told), failed["error"]
     assert failed["objective"] == "" and failed["test/acc"] == ""
-    assert "failed: ValueError: batch_size must be >= 1, got 0" in (sweep / "summary.md").read_text()
+    assert f"failed: {told}" in (sweep / "summary.md").read_text()
     assert "1 failed" in proc.stdout and f"Failed job: {sweep / '0_batch_size=0'}" in proc.stdout
 
 
