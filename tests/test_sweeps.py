@@ -201,7 +201,7 @@ def test_optuna_search_continues_its_study(tmp_path):
 def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
     import optuna
 
-    # batch_size 0 fails in the data module; the seeded sampler draws both values in 4 trials.
+    # batch_size 0 fails each job's config check; the seeded sampler draws both values in 4 trials.
     cli("-m", "hparams_search=xor", "trainer.max_epochs=2", "hydra.sweeper.study_name=fail",
         "hydra.sweeper.n_trials=4", "data.batch_size=choice(0,64)", logs=tmp_path, expect=1)
     study_dir = tmp_path / "train" / "optuna" / "fail"
@@ -212,7 +212,7 @@ def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
     assert len(study.trials) == 4
     rows = read_summary(study_dir)
     failed = [r for r in rows if r["status"] == "failed"]
-    assert len(rows) == 4 and failed and all("batch_size must be >= 1" in r["error"] for r in failed)
+    assert len(rows) == 4 and failed and all("data.batch_size takes an integer >= 1" in r["error"] for r in failed)
     assert rows[0]["status"] == "ok"
 
 
