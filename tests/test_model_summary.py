@@ -22,3 +22,14 @@ def test_summary_leaves_out_flops_that_read_zero():
 
 def test_summary_keeps_flops_that_were_counted():
     assert "Total FLOPs: 1.2 K" in summary_text(1200)
+
+
+def test_lightning_calls_summarize_with_the_arguments_the_override_takes():
+    """ModelSummary overrides RichModelSummary.summarize: a change of its signature in Lightning fails here."""
+    import inspect
+
+    from lightning.pytorch.callbacks import RichModelSummary
+
+    theirs = list(inspect.signature(RichModelSummary.summarize).parameters)
+    ours = list(inspect.signature(ModelSummary.summarize).parameters)
+    assert theirs == ours, (theirs, ours)
