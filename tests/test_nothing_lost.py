@@ -20,6 +20,7 @@ import torch
 
 from experiments.config import overrides
 from tests.conftest import QUIET, ROOT
+from tests.helpers.user_code import FOR_XOR, user_package
 
 XOR = ["experiment=xor", "data.train_size=200", "data.val_size=100", "data.test_size=100"]
 
@@ -73,19 +74,28 @@ def test_printed_paths_are_whole_and_metrics_keep_their_digits(finished):
 
 
 def test_an_unexpected_error_in_user_code_shows_its_traceback_once(tmp_path):
-    package = tmp_path / "src" / "boomnet"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(
-        "import torch\n\n\nclass Boom(torch.nn.Module):\n    input_shape = (2,)\n\n    def __init__(self):\n"
-        "        super().__init__()\n        self.layer = torch.nn.Linear(2, 1)\n        self.calls = 0\n\n"
-        "    def forward(self, x):\n        self.calls += self.training\n        if self.calls > 3:\n"
-        "            raise RuntimeError('boom in user code')\n        return self.layer(x)\n")
+    env = user_package(tmp_path, "boomnet", """
+        import torch
+
+
+        class Boom(torch.nn.Module):
+            input_shape = (2,)
+
+            def __init__(self):
+                super().__init__()
+                self.layer = torch.nn.Linear(2, 1)
+                self.calls = 0
+
+            def forward(self, x):
+                self.calls += self.training
+                if self.calls > 3:
+                    raise RuntimeError("boom in user code")
+                return self.layer(x)
+        """)
     proc = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "run.py"), *XOR, *QUIET, "model.net._target_=boomnet.Boom",
-         "~model.net.num_inputs", "~model.net.num_hidden", "~model.net.num_outputs", f"paths.log_dir={tmp_path}"],
-        cwd=ROOT, env={**os.environ, "PROJECT_ROOT": str(ROOT),
-                       "PYTHONPATH": os.pathsep.join([str(tmp_path / "src"), os.environ.get("PYTHONPATH", "")])},
-        capture_output=True, text=True, timeout=300)
+         *FOR_XOR, f"paths.log_dir={tmp_path}"],
+        cwd=ROOT, env={**env, "PROJECT_ROOT": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert (proc.stdout + proc.stderr).count("Traceback") == 1 and "boomnet/__init__.py" in proc.stderr
     assert proc.stderr.startswith("Run failed: RuntimeError: boom in user code\nThe last good checkpoint: ")

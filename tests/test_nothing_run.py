@@ -18,6 +18,7 @@ import yaml
 
 from experiments.config.trusted import check_targets, why_refused
 from tests.conftest import QUIET, ROOT
+from tests.helpers.user_code import FOR_XOR, user_package
 
 XOR = ["experiment=xor", "data.train_size=200", "data.val_size=100", "data.test_size=100", "trainer.max_epochs=1"]
 
@@ -116,17 +117,22 @@ def test_an_edited_run_folder_is_not_replayed_by_resume(trained, tmp_path):
 
 
 def test_a_users_own_net_is_built_from_its_checkpoint_once_trusted(tmp_path):
-    package = tmp_path / "src" / "mynets"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(
-        "import torch\n\n\nclass Tiny(torch.nn.Module):\n    input_shape = (2,)\n\n"
-        "    def __init__(self, hidden: int = 8):\n        super().__init__()\n"
-        "        self.layers = torch.nn.Sequential(torch.nn.Linear(2, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))\n\n"
-        "    def forward(self, x):\n        return self.layers(x)\n")
-    env = {"PYTHONPATH": f"{tmp_path / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = user_package(tmp_path, "mynets", """
+        import torch
+
+
+        class Tiny(torch.nn.Module):
+            input_shape = (2,)
+
+            def __init__(self, hidden: int = 8):
+                super().__init__()
+                self.layers = torch.nn.Sequential(torch.nn.Linear(2, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+
+            def forward(self, x):
+                return self.layers(x)
+        """)
     logs = tmp_path / "logs"
-    proc = script("run.py", *XOR, *QUIET, "model.net._target_=mynets.Tiny", "~model.net.num_inputs",
-                  "~model.net.num_hidden", "~model.net.num_outputs", f"paths.log_dir={logs}", env=env)
+    proc = script("run.py", *XOR, *QUIET, "model.net._target_=mynets.Tiny", *FOR_XOR, f"paths.log_dir={logs}", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (logs / "train" / "runs").iterdir()
     ckpt = run / "checkpoints" / "last.ckpt"
