@@ -112,9 +112,10 @@ class Project:
         return [sys.executable, str(ROOT / script), *args, *(e for e in extra if e.split("=", 1)[0] not in given)]
 
     def run(self, command: Command) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PROJECT_ROOT": str(self.home), "TORCH_NUM_THREADS": "1"}
-        if "hydra/launcher=slurm" in command.text:
-            env.update(self.slurm_env)
+        slurm = self.slurm_env if "hydra/launcher=slurm" in command.text else {}
+        # The project folder last: the cluster's environment was taken from this process, whose
+        # PROJECT_ROOT is the checkout (tests/conftest.py), where no README command may write.
+        env = {**os.environ, **slurm, "PROJECT_ROOT": str(self.home), "TORCH_NUM_THREADS": "1"}
         return subprocess.run(self.args_for(command), cwd=self.home, env=env, capture_output=True, text=True,
                               timeout=600)
 
