@@ -88,10 +88,9 @@ def lock(folder: str | Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 200).decode(errors="replace").strip()
+        text = os.read(fd, 200).decode(errors="replace")
         os.close(fd)
-        pid, _, host = holder.partition(" ")
-        raise FolderInUse(Path(folder), f"PID {pid} on {host}" if pid else "another process") from None
+        raise FolderInUse(Path(folder), _holder_of(text)) from None
     os.ftruncate(fd, 0)
     os.write(fd, _holder_line())
     try:
@@ -106,6 +105,11 @@ def free_reserve(folder: str | Path) -> None:
     fd = _locks.get(_id(folder))
     if fd is not None:
         os.ftruncate(fd, len(_holder_line()))
+
+
+def _holder_of(text: str) -> str:
+    pid, _, host = text.split("\n", 1)[0].strip().partition(" ")
+    return f"PID {pid} on {host}" if pid else "another process"
 
 
 def _holder_line() -> bytes:
@@ -125,9 +129,10 @@ def holder(folder: str | Path) -> str | None:
     path = Path(folder) / LOCK_FILE
     if _id(folder) in _locks or not path.is_file():
         return None
-    try:
-        lock(folder)
-    except FolderInUse as busy:
-        return busy.holder
-    unlock(folder)
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder_of(f.read(200).decode(errors="replace"))
+        fcntl.flock(f, fcntl.LOCK_UN)
     return None
