@@ -26,7 +26,8 @@ def test_small_idx_files_load_as_uint8_tensors(fake_fashion_dir, tmp_path):
     assert batch[0].shape == (32, 1, 28, 28) and batch[0].dtype == torch.uint8
     xb, yb = dm.on_after_batch_transfer(batch, 0)
     assert xb.dtype == torch.float32 and torch.equal(yb, batch[1])
-    expected = (batch[0].float() / 255 - dm.mean) / dm.std
+    (mean,), (std,) = dm.normalization["mean"], dm.normalization["std"]
+    expected = (batch[0].float() / 255 - mean) / std
     torch.testing.assert_close(xb, expected)
     assert len(dm.train_dataloader()) == 16  # ceil(500 / 32)
 
