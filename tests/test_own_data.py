@@ -342,12 +342,18 @@ class TinyNet(torch.nn.Module):
 '''
 
 
-def test_a_users_data_module_without_a_field_and_a_misspelt_argument_of_a_users_net(tmp_path):
+def test_a_users_data_module_that_lacks_a_field_is_refused_before_training(tmp_path, monkeypatch):
     (tmp_path / "mydata.py").write_text(MY_DATA)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = compose_run(["model=mlp", "~data", "+data={_target_: mydata.Points}"], tmp_path)
+    with pytest.raises(ConfigError) as error:
+        pipeline.build(cfg)  # as validate_config does before Hydra starts, and before anything is built
+    assert str(error.value).startswith("Points does not declare target_kind; the data contract asks every data "
+                                       "module for target_kind")
+
+
+def test_a_misspelt_argument_of_a_users_net_is_one_paragraph(tmp_path):
     (tmp_path / "mynets.py").write_text(MY_NET)
-    proc = script("run.py", "model=mlp", "~data", "+data={_target_: mydata.Points}", home=tmp_path)
-    assert_one_paragraph(proc, "Points does not declare target_kind; the data contract asks every data module for "
-                               "target_kind", tmp_path)
     net = "+model.net={_target_: mynets.TinyNet, in_features: '${from_data:in_features}', num_classes: 1, hiden: 8}"
     proc = script("run.py", "data=xor", "~model.net", net, home=tmp_path)
     assert_one_paragraph(proc, "model.net.hiden is not a setting (mynets.TinyNet has no argument 'hiden'). Did you mean "

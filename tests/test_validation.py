@@ -127,7 +127,9 @@ def test_run_tests_only_a_checkpoint_of_its_own_model(tmp_path):
 def test_a_model_that_cannot_take_the_data_leaves_no_folder(tmp_path):
     proc = script("run.py", "model=cnn", "data=xor", tmp_path=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
-    assert "model=cnn cannot train on data=xor: LeNet takes inputs of shape [1, 28, 28]" in proc.stderr
+    assert ("model=cnn cannot train on data=xor: LeNet takes its in_channels from the data, the channels of image "
+            "inputs [C, H, W], but XORDataModule gives inputs of shape [2]") in proc.stderr
+    assert "CONFIG" not in proc.stdout + proc.stderr, "refused before the config tree is printed"
     assert not [p for p in (tmp_path / "logs").rglob("*") if p.is_dir() and (p / ".hydra").is_dir()], "no run folder"
 
 
