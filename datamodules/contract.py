@@ -101,38 +101,34 @@ def declared(datamodule: Any) -> Declared:
     that is missing or wrong."""
     name = type(datamodule).__name__
 
-    def refuse(field: str, problem: str) -> ContractError:
-        return ContractError(
-            f"{name} {problem} {field}, which the data contract asks of every data module: {FIELDS[field]}. "
-            f"Declare it as a class attribute or in __init__, before any data loads ({SECTION}).")
+    def refuse(field: str, what: str) -> ContractError:
+        return ContractError(f"{name} {what}; the data contract asks every data module for {field}: {FIELDS[field]}. "
+                             f"Declare it as a class attribute or in __init__, before any data loads ({SECTION}).")
 
-    values = {}
     for field in ("input_shape", "target_kind"):
         if getattr(datamodule, field, None) is None:
-            raise refuse(field, "does not declare")
-        values[field] = getattr(datamodule, field)
-    shape = values["input_shape"]
+            raise refuse(field, f"does not declare {field}")
+    shape, kind = datamodule.input_shape, datamodule.target_kind
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or not shape or not all(
             isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise refuse("input_shape", f"declares input_shape={shape!r}, not")
-    kind = values["target_kind"]
+        raise refuse("input_shape", f"declares input_shape={shape!r}")
     if kind not in TARGET_KINDS:
-        raise refuse("target_kind", f"declares target_kind={kind!r}, not")
+        raise refuse("target_kind", f"declares target_kind={kind!r}")
     width = "target_dim" if kind == "regression" else "num_classes"
     count = getattr(datamodule, width, None)
     if count is None:
-        raise refuse(width, f"has {kind} targets but does not declare")
+        raise refuse(width, f"has {kind} targets but does not declare {width}")
     least = 1 if kind == "regression" else 2
     if isinstance(count, bool) or not isinstance(count, int) or count < least or (kind == "binary" and count != 2):
-        raise refuse(width, f"declares {width}={count!r} for {kind} targets, not")
+        raise refuse(width, f"declares {width}={count!r} for {kind} targets")
     names = getattr(datamodule, "class_names", None)
     if names is not None and kind == "regression":
-        raise refuse("class_names", "has regression targets, which have no classes, but declares")
+        raise refuse("class_names", "declares class_names for regression targets, which have no classes")
     if names is not None and len(names) != count:
-        raise refuse("class_names", f"declares {len(names)} class names for {count} classes, not")
+        raise refuse("class_names", f"declares {len(names)} class names for {count} classes")
     normalization = getattr(datamodule, "normalization", None)
     if normalization is not None and not (isinstance(normalization, Mapping) and {"mean", "std"} <= set(normalization)):
-        raise refuse("normalization", f"declares normalization={normalization!r}, not")
+        raise refuse("normalization", f"declares normalization={normalization!r}")
     return Declared(
         input_shape=tuple(shape), target_kind=kind,
         num_classes=count if kind != "regression" else None, target_dim=count if kind == "regression" else None,
