@@ -43,9 +43,25 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
-@functools.lru_cache(maxsize=4)
 def scan(root: str) -> FolderLayout:
-    """The layout of ``root``; a DataError says what is wrong with it."""
+    """The layout of ``root``; a DataError says what is wrong with it. Read again when a folder of
+    it changed (an image added or removed changes its folder's modification time)."""
+    base = Path(root).expanduser()
+    return _scan(root, _stamp(base) if base.is_dir() else ())
+
+
+def _stamp(base: Path) -> tuple[tuple[str, int], ...]:
+    """The modification times of ``base`` and of the folders two levels down (its classes, or its
+    parts and their classes)."""
+    found, level = [], [base]
+    for _ in range(3):
+        found += [(str(f), f.stat().st_mtime_ns) for f in level]
+        level = [Path(e.path) for f in level for e in os.scandir(f) if e.is_dir()]
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=4)
+def _scan(root: str, stamp: tuple[tuple[str, int], ...]) -> FolderLayout:
     base = Path(root).expanduser()
     if not base.is_dir():
         raise DataError(f"data.root={root}: no such folder. Give a folder of images in {LAYOUT}.")

@@ -145,7 +145,8 @@ class ImageFolderDataModule(ImageDataModule):
 
     def decode_all(self, files: list[tuple[str, int]]) -> torch.Tensor:
         """The images of ``files`` as one uint8 tensor ``(N, C, H, W)``, decoded by parallel threads."""
-        out = torch.empty((len(files), *self.input_shape), dtype=torch.uint8)
+        with torch.inference_mode(False):  # a plain tensor, which the threads (outside any mode) fill
+            out = torch.empty((len(files), *self.input_shape), dtype=torch.uint8)
         size = tuple(self.input_shape[1:]) if self.resize else None
 
         def chunk(start: int) -> None:

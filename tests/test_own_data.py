@@ -137,6 +137,10 @@ def test_images_added_later_never_enter_the_trained_split(own_data, tmp_path):
     for k in range(3):  # new images: a fresh split of the folder would move files between the parts
         for i in range(40):
             shutil.copy(root / f"class_{k}" / "0000.png", root / f"class_{k}" / f"new_{i:02d}.png")
+    from datamodules import folder_layout
+
+    fresh = folder_layout.split_files(folder_layout.scan(str(root)), 0.1, 0.1, 42)
+    assert {p: [n for n, _ in f] for p, f in fresh.items()} != trained, "the folder's own split has moved"
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     out = pipeline.predict(compose_run([f"ckpt_path={ckpt}", "split=train"], tmp_path / "predict", config_name="predict"))
     assert len(rows_of(out)) == len(trained["train"]) == 240
