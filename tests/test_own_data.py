@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -206,8 +207,12 @@ def test_csv_regression_is_a_five_to_one_linear_model_standardised_as_trained(ow
     metrics = pipeline.fit_and_test(cfg)
     assert metrics["test/loss"] < 0.5, metrics  # L1 of a target with std ~3.7: the standardised features learned
     best = metrics["best_model_path"]
-    trained = checkpoint(best)["CSVDataModule"]["normalization"]
-    assert trained["std"][1] > 50 and trained["std"][2] < 0.1  # x2 and x3 on their own scales, from the training rows
+    saved = checkpoint(best)["CSVDataModule"]
+    trained = saved["normalization"]
+    train_rows = [rows_of(own_data.prices)[i] for i in saved["split"]["train"]]
+    x2 = torch.tensor([float(r["x2"]) for r in train_rows])
+    assert trained["mean"][1] == pytest.approx(x2.mean().item(), rel=1e-4), "fitted on the training rows only"
+    assert trained["std"][1] == pytest.approx(x2.std(correction=0).item(), rel=1e-4) and trained["std"][2] < 0.1
 
     # new rows, predicted with the training rows' standardisation (not the new file's own)
     table = rows_of(own_data.prices)[:20]
@@ -278,7 +283,8 @@ def test_every_project_data_module_declares_what_its_config_says(own_data, fake_
              ["data=regression", "data.generator=random", "+data.generator_kwargs.in_features=7",
               "+data.generator_kwargs.out_features=3"],
              ["data=image_folder", *own_data.overrides("image_folder"), "data.channels=3", "data.image_size=[20,24]"],
-             ["data=csv", f"data.path={own_data.prices}", "data.target=price"], ["data=csv", *own_data.overrides("csv")]]
+             ["data=csv", f"data.path={own_data.prices}", "data.target=price"], ["data=csv", *own_data.overrides("csv")],
+             ["data=csv", f"data.path={own_data.prices}", "data.target=[x5,price]"]]  # two regression targets
     for overrides in cases:
         cfg = compose_run(overrides, tmp_path)
         light, built = data_declaration(cfg.data), declared(instantiate(cfg.data))
@@ -362,6 +368,22 @@ def test_a_misspelt_argument_of_a_users_net_is_one_paragraph(tmp_path):
     proc = script("run.py", "data=xor", "~model.net", net, home=tmp_path)
     assert_one_paragraph(proc, "model.net.hiden is not a setting (mynets.TinyNet has no argument 'hiden'). Did you mean "
                                "model.net.hidden?", tmp_path)
+
+
+def test_a_torchvision_net_takes_the_classes_from_the_data_and_its_arguments_are_checked(own_data, tmp_path):
+    from experiments.config.checks import validate_config
+
+    net = ["data.channels=3", "model.net._target_=torchvision.models.resnet18", "~model.net.in_channels"]
+    cfg = compose_run(["data=image_folder", *own_data.overrides("image_folder"), *net], tmp_path)
+    validate_config(cfg)
+    model, _ = pipeline.build(cfg)  # the built net runs on a batch of the declared shape
+    assert type(model.net).__name__ == "ResNet" and model.net.fc.out_features == 3
+    for bad, message in (("+model.net.zero_init_residual=maybe", "model.net.zero_init_residual='maybe' is not allowed: "
+                                                                "model.net.zero_init_residual takes true or false"),
+                         ("+model.net.num_clases=3", "Did you mean model.net.num_classes?")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            validate_config(compose_run(["data=image_folder", *own_data.overrides("image_folder"), *net, bad],
+                                        tmp_path))
 
 
 def test_a_bad_pairing_is_refused_before_torch_is_imported():
