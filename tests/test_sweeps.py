@@ -170,9 +170,11 @@ def test_failed_job_is_a_row_and_the_sweep_goes_on_then_exits_1(tmp_path):
     assert [(r["dir"], r["status"]) for r in rows] == [("1_batch_size=32", "ok"), ("0_batch_size=0", "failed")]
     ok, failed = rows
     assert float(ok["test/acc"]) > 0 and list((sweep / ok["dir"] / "checkpoints").glob("*.ckpt"))
-    assert "ValueError: batch_size must be >= 1, got 0" == failed["error"]
+    # the job's own config check, before anything is built (a swept value is checked in its job)
+    told = "ConfigError: data.batch_size=0 is not allowed: data.batch_size takes an integer >= 1"
+    assert failed["error"].startswith(told)
     assert failed["objective"] == "" and failed["test/acc"] == ""
-    assert "failed: ValueError: batch_size must be >= 1, got 0" in (sweep / "summary.md").read_text()
+    assert f"failed: {told}" in (sweep / "summary.md").read_text()
     assert "1 failed" in proc.stdout and f"Failed job: {sweep / '0_batch_size=0'}" in proc.stdout
 
 
@@ -206,7 +208,7 @@ def test_optuna_search_continues_its_study(tmp_path):
 def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
     import optuna
 
-    # batch_size 0 fails in the data module; the seeded sampler draws both values in 4 trials.
+    # batch_size 0 fails the trial's config check; the seeded sampler draws both values in 4 trials.
     cli("-m", "hparams_search=xor", "trainer.max_epochs=2", "hydra.sweeper.study_name=fail",
         "hydra.sweeper.n_trials=4", "data.batch_size=choice(0,64)", logs=tmp_path, expect=1)
     study_dir = tmp_path / "train" / "optuna" / "fail"
@@ -217,7 +219,7 @@ def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
     assert len(study.trials) == 4
     rows = read_summary(study_dir)
     failed = [r for r in rows if r["status"] == "failed"]
-    assert len(rows) == 4 and failed and all("batch_size must be >= 1" in r["error"] for r in failed)
+    assert len(rows) == 4 and failed and all("data.batch_size=0 is not allowed" in r["error"] for r in failed)
     assert rows[0]["status"] == "ok"
 
 
