@@ -119,16 +119,17 @@ class InMemoryDataModule(LightningDataModule):
     """Base for data modules whose splits are tensors held in memory.
 
     Subclasses implement ``load_splits()`` returning ``{"train": (x, y), "val": ..., "test": ...}``
-    and set the description attributes the framework checks a model against:
-    ``input_shape``, ``target_kind`` ('binary' | 'multiclass' | 'regression'), ``num_classes``
-    (classification) or ``target_dim`` (regression).
+    and declare what the data contract asks (datamodules/contract.py: ``input_shape``,
+    ``target_kind``, ``num_classes`` or ``target_dim``, and ``class_names``, ``normalization``
+    where they apply).
     """
 
-    input_shape: tuple[int, ...] = ()
-    target_kind: str = "multiclass"
+    input_shape: tuple[int, ...] | None = None
+    target_kind: str | None = None
     num_classes: int | None = None
     target_dim: int | None = None
-    class_names: list[str] | None = None
+    class_names: tuple[str, ...] | None = None
+    normalization: dict | None = None
 
     def __init__(self, batch_size: int = 128, eval_batch_size: int | None = None, on_device: bool = False):
         super().__init__()
@@ -137,7 +138,6 @@ class InMemoryDataModule(LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.on_device = on_device
-        self.predict_split = "test"  # what predict_dataloader serves (experiments/predict.py sets it)
         self.splits: dict[str, tuple[Tensor, ...]] = {}
         self._shuffle_seed: int | None = None
 
@@ -162,10 +162,6 @@ class InMemoryDataModule(LightningDataModule):
         if "shuffle_seed" in state:
             self._shuffle_seed = int(state["shuffle_seed"])
 
-    def example_input(self, batch_size: int = 2) -> Tensor:
-        """A batch of zeros shaped like the model's input (after ``on_after_batch_transfer``)."""
-        return torch.zeros(batch_size, *self.input_shape)
-
     def _batches(self, split: str, shuffle: bool, batch_size: int) -> TensorBatches:
         if split not in self.splits:
             self.setup()
@@ -182,11 +178,15 @@ class InMemoryDataModule(LightningDataModule):
     def train_dataloader(self) -> TensorBatches:
         return self._batches("train", shuffle=True, batch_size=self.batch_size)
 
+    def ordered_dataloader(self, split: str) -> TensorBatches:
+        """``split``'s batches in stored order (the contract's optional loader, for prediction)."""
+        return self._batches(split, shuffle=False, batch_size=self.eval_batch_size)
+
     def val_dataloader(self) -> TensorBatches:
-        return self._batches("val", shuffle=False, batch_size=self.eval_batch_size)
+        return self.ordered_dataloader("val")
 
     def test_dataloader(self) -> TensorBatches:
-        return self._batches("test", shuffle=False, batch_size=self.eval_batch_size)
+        return self.ordered_dataloader("test")
 
     def predict_dataloader(self) -> TensorBatches:
-        return self._batches(self.predict_split, shuffle=False, batch_size=self.eval_batch_size)
+        return self.ordered_dataloader("test")

@@ -1,5 +1,5 @@
 """Fashion-MNIST held in memory as uint8 tensors; batches are normalised (and augmented)
-as whole batches on the device, in ``on_after_batch_transfer``."""
+as whole batches on the device, in ``on_after_batch_transfer`` (datamodules/images.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import torch
 from torchvision.datasets import FashionMNIST
 
 from datamodules.augment import BatchAugment
-from datamodules.batching import InMemoryDataModule
+from datamodules.declarations import FASHION
+from datamodules.images import ImageDataModule
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,14 @@ def ensure_raw_files(data_dir: str | os.PathLike, debian_dir: str | os.PathLike 
         ) from exc
 
 
-class FashionMNISTDataModule(InMemoryDataModule):
+class FashionMNISTDataModule(ImageDataModule):
     """Official 60k/10k split; ``val_size`` images carved from train with ``split_seed``."""
 
-    input_shape = (1, 28, 28)
-    target_kind = "multiclass"
-    num_classes = 10
-    class_names = list(FashionMNIST.classes)
-    mean, std = 0.2860, 0.3530  # of the 60k training images
+    input_shape = FASHION.input_shape
+    target_kind = FASHION.target_kind
+    num_classes = FASHION.num_classes
+    class_names = FASHION.class_names
+    normalization = FASHION.normalization
 
     def __init__(
         self,
@@ -94,14 +95,12 @@ class FashionMNISTDataModule(InMemoryDataModule):
         download: bool = True,
         debian_dir: str = DEBIAN_DIR,
     ):
-        super().__init__(batch_size, eval_batch_size, on_device)
+        super().__init__(batch_size, eval_batch_size, augment, channels_last, on_device)
         if not 0 <= val_size < 60000:
             raise ValueError(f"val_size must be in [0, 60000), got {val_size}")
         self.data_dir = data_dir
         self.val_size = val_size
         self.split_seed = split_seed
-        self.augment = augment
-        self.channels_last = channels_last
         self.download = download
         self.debian_dir = debian_dir
 
@@ -119,16 +118,3 @@ class FashionMNISTDataModule(InMemoryDataModule):
         # Without a val split, validate on test: say so rather than hide it.
         splits["val"] = (x[val_idx], y[val_idx]) if self.val_size else splits["test"]
         return splits
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 [0, 255] -> float, zero mean / unit std over the training set."""
-        x = x.float().mul_(1.0 / (255.0 * self.std)).sub_(self.mean / self.std)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        x, y = batch
-        if x.dtype == torch.uint8:
-            x = self.normalize(x)
-            if self.augment is not None and self.trainer is not None and self.trainer.training:
-                x = self.augment(x)
-        return x, y

@@ -4,6 +4,8 @@ splits them."""
 import torch
 
 from datamodules.batching import InMemoryDataModule
+from datamodules.declarations import RANDOM_DEFAULTS
+from datamodules.declarations import regression as declare
 
 
 def linear(g: torch.Generator, weight: float = 0.7, bias: float = 0.3, start: float = 0.0,
@@ -19,7 +21,8 @@ def noisy(g: torch.Generator, num_samples: int = 200, x_scale: float = 10.0, noi
     return x, x + noise_std * torch.randn(num_samples, 1, generator=g)
 
 
-def random(g: torch.Generator, num_samples: int = 64, in_features: int = 1000, out_features: int = 10):
+def random(g: torch.Generator, num_samples: int = RANDOM_DEFAULTS["num_samples"],
+           in_features: int = RANDOM_DEFAULTS["in_features"], out_features: int = RANDOM_DEFAULTS["out_features"]):
     """x and y both N(0,1): nothing to generalise, only to fit."""
     return (torch.randn(num_samples, in_features, generator=g),
             torch.randn(num_samples, out_features, generator=g))
@@ -50,8 +53,7 @@ class RegressionDataModule(InMemoryDataModule):
         on_device: bool = False,
     ):
         super().__init__(batch_size, eval_batch_size, on_device)
-        if generator not in GENERATORS:
-            raise ValueError(f"data.generator={generator!r} is unknown; allowed: {sorted(GENERATORS)}")
+        declared = declare(generator, generator_kwargs)  # an unknown generator: one paragraph
         if not 0.0 < train_fraction <= 1.0:
             raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
         self.generator = generator
@@ -59,16 +61,7 @@ class RegressionDataModule(InMemoryDataModule):
         self.train_fraction = train_fraction
         self.shuffle_points = shuffle_points
         self.seed = seed
-        # Shapes are known without generating the data (checked against the model early).
-        x, y = GENERATORS[generator](torch.Generator().manual_seed(0), **self._shape_probe_kwargs())
-        self.input_shape = tuple(x.shape[1:])
-        self.target_dim = y.shape[1]
-
-    def _shape_probe_kwargs(self):
-        kwargs = dict(self.generator_kwargs)
-        if "num_samples" in kwargs:
-            kwargs["num_samples"] = 2
-        return kwargs
+        self.input_shape, self.target_dim = declared.input_shape, declared.target_dim
 
     def load_splits(self):
         g = torch.Generator().manual_seed(self.seed)

@@ -1,6 +1,7 @@
 import torch
 
 from datamodules.batching import InMemoryDataModule
+from datamodules.declarations import XOR
 
 
 def make_xor(size: int, std: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -14,10 +15,10 @@ def make_xor(size: int, std: float, generator: torch.Generator) -> tuple[torch.T
 class XORDataModule(InMemoryDataModule):
     """Continuous XOR: three independently drawn splits from one seeded generator."""
 
-    input_shape = (2,)
-    target_kind = "binary"
-    num_classes = 2
-    class_names = ["0", "1"]
+    input_shape = XOR.input_shape
+    target_kind = XOR.target_kind
+    num_classes = XOR.num_classes
+    class_names = XOR.class_names
 
     def __init__(
         self,

@@ -16,10 +16,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from datamodules.contract import declared, split_loader
 from experiments.config.checks import validate_config
 from experiments.config.hardware import skip_gpu_probe_without_gpu
 from experiments.config.hydra_runtime import hydra_choices
-from experiments.config.pairing import check_pairing
+from experiments.config.pairing import check_built_pairing, check_declared_pairing
 from experiments.runs import checkpoints, console, hparams
 from experiments.runs.predictions import write_predictions
 
@@ -44,6 +45,7 @@ def run_in_folder(cfg: DictConfig) -> float | None:
     folder = RunFolder(cfg)
     try:
         with folder:
+            validate_config(cfg)  # a sweep's job checks its own values (the pairing too) before the tree is printed
             if rank_zero_only.rank == 0:  # under SLURM DDP every task runs this function
                 console.print_config_tree(cfg, save_to=folder.dir / "config_tree.log")
             metrics = fit_and_test(cfg, folder)
@@ -105,12 +107,14 @@ def fit_and_test(cfg: DictConfig, folder: RunFolder | None = None) -> dict[str, 
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule]:
-    """The data module and model of a config, checked against each other."""
+    """The data module and model of a config, checked against each other through the data
+    contract (datamodules/contract.py): from what the data declares before anything is built,
+    then on the built objects."""
+    choices = hydra_choices()
+    check_declared_pairing(cfg, choices)
     datamodule = instantiate(cfg.data, _convert_="object")
     model = instantiate(cfg.model, _convert_="object")
-    choices = hydra_choices()
-    check_pairing(model, datamodule, choices.get("model", type(model.net).__name__),
-                  choices.get("data", type(datamodule).__name__))
+    check_built_pairing(model, datamodule, choices)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)  # saved in every checkpoint
     return model, datamodule
 
@@ -192,13 +196,28 @@ def predict(cfg: DictConfig) -> Path:
     if cfg.get("data") is not None:
         run_cfg.data = cfg.data
     model, datamodule = build(run_cfg)
-    datamodule.predict_split = cfg.split
-    datamodule.setup("predict")
+    data = declared(datamodule)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
-    outputs = trainer.predict(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-    predictions = torch.cat(outputs).float().cpu()
-    targets = datamodule.splits[cfg.split][1].cpu()
+    outputs = predict_split(trainer, model, datamodule, cfg.split, cfg.ckpt_path)
+    predictions = torch.cat([o["preds"] for o in outputs]).float().cpu()
+    targets = torch.cat([o["targets"] for o in outputs]).cpu() if all("targets" in o for o in outputs) else None
     path = write_predictions(Path(cfg.paths.output_dir) / "predictions.csv", predictions, targets,
-                             classification=datamodule.target_kind != "regression", class_names=datamodule.class_names)
-    log.info("Wrote %d predictions to %s", len(predictions), path)
+                             classification=data.classification, class_names=data.class_names)
+    log.info("Wrote %d predictions of the %s split to %s", len(predictions), cfg.split, path)
     return path
+
+
+def predict_split(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, split: str,
+                  ckpt_path: str | None) -> list[Any]:
+    """The outputs of ``model.predict_step`` on each batch of ``split`` (train, val or test), in
+    its stored order: Lightning's predict loop over the split's own loader (the data contract's
+    ``split_loader``), with the data module's batch hooks, the checkpoint's weights and the data
+    module's saved state (its split, its normalisation)."""
+    stage = "test" if split == "test" else "fit"
+
+    def loader():
+        datamodule.setup(stage)  # the stage that serves this split (Lightning has set up "predict")
+        return split_loader(datamodule, split)
+
+    datamodule.predict_dataloader = loader  # Lightning asks the data module for its predict loader
+    return trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

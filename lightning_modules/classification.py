@@ -19,11 +19,11 @@ class ClassificationModule(TaskModule):
     task = CLASSIFICATION
 
     def __init__(self, net, optimizer, scheduler=None, num_classes: int = 10, label_smoothing: float = 0.0,
-                 scheduler_interval: str = "epoch", torch_compile: bool = False):
-        super().__init__(net, optimizer, scheduler, scheduler_interval, torch_compile)
+                 scheduler_interval: str = "epoch", torch_compile: bool = False, metrics=None):
+        super().__init__(net, optimizer, scheduler, scheduler_interval, torch_compile, metrics)
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "metrics"], logger=False)
         self.binary = num_classes == 2
         self.num_outputs = 1 if self.binary else num_classes
         self.label_smoothing = label_smoothing
@@ -35,6 +35,8 @@ class ClassificationModule(TaskModule):
         # In the state_dict, so that a resumed run's val/acc_best is the best over all its epochs.
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)
+        # The config's metrics get class probabilities (an AUROC needs them): p(class 1) for binary targets.
+        self.add_config_metrics(("acc",), {"task": metric["task"], "num_classes": num_classes})
 
     def loss_and_preds(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss and the predicted class indices."""
@@ -48,16 +50,21 @@ class ClassificationModule(TaskModule):
         return loss, logits.argmax(dim=-1)
 
     def step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = batch
-        loss, preds = self.loss_and_preds(self(x), y)
+        x, y = batch[0], batch[1]
+        logits = self(x)
+        loss, preds = self.loss_and_preds(logits, y)
         self.log_loss(stage, loss, len(y))
         accuracy = getattr(self, f"{stage}_acc")
         accuracy.update(preds, y)
         self.log_metric(stage, "acc", accuracy)
+        if self.metric_specs:
+            logits = logits.detach()
+            scores = torch.sigmoid(logits.squeeze(-1)) if self.binary else logits.softmax(dim=-1)
+            self.update_config_metrics(stage, scores, y)
         return loss, preds
 
     def train_metrics(self):
-        return {"acc": self.train_acc}
+        return {"acc": self.train_acc, **super().train_metrics()}
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities, one column per class (two for a binary task)."""

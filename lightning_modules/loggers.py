@@ -49,11 +49,11 @@ class DashboardTensorBoardLogger(TensorBoardLogger):
 
     - no ``epoch`` scalar (Lightning adds one to every logged row; the x axis already says it);
     - a custom scalars layout (the CUSTOM SCALARS page), written with the first validation
-      metrics, when the tags are known: one chart per metric that training and validation
-      both log (``loss``, ``accuracy`` for ``acc``, ``mse``/``mae``), train and val together.
+      metrics, when the tags are known: one chart per validation metric, train and val together
+      (``loss``, ``accuracy`` for ``acc``, ``mse``, a metric of the config's ``metrics`` ...).
     """
 
-    CHART_TITLES = {"loss": "loss", "acc": "accuracy", "mse": "mse", "mae": "mae"}
+    CHART_TITLES = {"acc": "accuracy"}  # else the metric's own name
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -68,8 +68,9 @@ class DashboardTensorBoardLogger(TensorBoardLogger):
             self.write_layout(metrics)
 
     def write_layout(self, val_metrics: Mapping[str, Any]) -> None:
-        charts = [[title, ["Multiline", [f"^(train|val)/{name}$"]]]
-                  for name, title in self.CHART_TITLES.items() if f"val/{name}" in val_metrics]
+        names = [key.split("/", 1)[1] for key in val_metrics if key.startswith("val/") and not key.endswith("_best")]
+        charts = [[self.CHART_TITLES.get(name, name), ["Multiline", [f"^(train|val)/{name}$"]]]
+                  for name in sorted(names, key=lambda n: (n != "loss", n))]
         if charts:
             self.experiment.add_custom_scalars({"train vs val": dict(charts)})
         self._layout_written = True

@@ -48,9 +48,9 @@ class ManualBackpropRegression(RegressionModule):
     task = SUM_OF_SQUARES
 
     def __init__(self, net, optimizer, scheduler=None, scheduler_interval: str = "epoch",
-                 torch_compile: bool = False):
+                 torch_compile: bool = False, metrics=None):
         super().__init__(net, optimizer, scheduler, loss=SUM_OF_SQUARES.default_loss, scheduler_interval=scheduler_interval,
-                         torch_compile=torch_compile)
+                         torch_compile=torch_compile, metrics=metrics)
         layers = getattr(net, "layers", None)
         if not (isinstance(layers, nn.Sequential) and len(layers) == 3 and isinstance(layers[0], nn.Linear)
                 and isinstance(layers[1], nn.ReLU) and isinstance(layers[2], nn.Linear)):

@@ -5,12 +5,22 @@ resolved config stored in each checkpoint.
 A task (classification.py, regression.py) implements ``step(batch, stage)``: the batch's loss
 and predictions, logged for ``stage`` (``train``, ``val`` or ``test``) with ``log_loss`` and
 ``log_metric``; ``train_metrics()`` names its training metrics, logged at each epoch's end.
+Besides its own metrics a task logs those of the config's ``metrics`` (torchmetrics by
+``_target_``: ``{f1: {_target_: torchmetrics.F1Score, _partial_: true}}``), under the same names
+for each stage; task_table.py names them all for the configs' checks.
+
+What the steps return (the other half of the data contract, datamodules/contract.py):
+``validation_step`` and ``test_step`` ``{"loss", "preds"}`` (class indices or regression
+outputs), ``predict_step`` ``{"preds", "targets"}`` (class probabilities or regression outputs,
+and the batch's own targets when it has them).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -20,7 +30,23 @@ from torchmetrics import MeanMetric, Metric
 
 from lightning_modules.checkpoint_keys import RUN_CONFIG
 from lightning_modules.lightning_internals import QuickHookName, logs_this_step
-from lightning_modules.task_table import REGRESSION, Task
+from lightning_modules.task_table import REGRESSION, STAGES, Task
+
+
+def completed_metric(spec: Any, arguments: Mapping[str, Any]) -> Metric:
+    """A metric of the config: a built torchmetrics metric (copied), or a partial (``_partial_:
+    true``) completed with the task's ``arguments`` (``task``, ``num_classes``, ``num_outputs``)
+    that it takes and the config leaves out."""
+    if isinstance(spec, Metric):
+        return copy.deepcopy(spec)
+    if not callable(spec):
+        raise ValueError(f"{spec!r} is not a metric: give a torchmetrics class by _target_ (with _partial_: true)")
+    params = inspect.signature(getattr(spec, "func", spec)).parameters
+    given = getattr(spec, "keywords", {})
+    metric = spec(**{k: v for k, v in arguments.items() if k in params and given.get(k) is None})
+    if not isinstance(metric, Metric):
+        raise ValueError(f"{type(metric).__name__} is not a torchmetrics Metric")
+    return metric
 
 
 def schedule_length_kwargs(factory: Callable[..., Any], length: int) -> dict[str, int]:
@@ -52,6 +78,7 @@ class TaskModule(QuickHookName, LightningModule):
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
         torch_compile: bool = False,
+        metrics: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
@@ -67,6 +94,25 @@ class TaskModule(QuickHookName, LightningModule):
         # The run's resolved config (plain dicts/lists/scalars), saved in every checkpoint so
         # that evaluation can rebuild exactly this model; set by the pipeline.
         self.run_config: dict | None = None
+        self.metric_specs = dict(metrics or {})  # built by the task (add_config_metrics), which knows their arguments
+        self.config_metrics = nn.ModuleDict()
+
+    def add_config_metrics(self, own: tuple[str, ...], arguments: Mapping[str, Any]) -> None:
+        """The config's metrics, one per stage (``config_metrics["val_f1"]``), named beside the
+        task's ``own`` ones."""
+        for name, spec in self.metric_specs.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or name in {*own, "loss", "lr", "loss_step"} \
+                    or name.endswith("_best"):
+                raise ValueError(f"model.metrics.{name}: the metric needs another name (letters, digits and _; not "
+                                 f"{', '.join(sorted({*own, 'loss', 'lr'}))}, which this task logs itself, nor *_best)")
+            for stage in STAGES:
+                self.config_metrics[f"{stage}_{name}"] = completed_metric(spec, arguments)
+
+    def update_config_metrics(self, stage: str, preds: torch.Tensor, target: torch.Tensor) -> None:
+        for name in self.metric_specs:
+            metric = self.config_metrics[f"{stage}_{name}"]
+            metric.update(preds, target)
+            self.log_metric(stage, name, metric)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -95,8 +141,13 @@ class TaskModule(QuickHookName, LightningModule):
         loss, preds = self.step(batch, "test")
         return {"loss": loss, "preds": preds}
 
-    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self.predict(batch[0])
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        """The predictions and, from the same batch, its targets (when it has them): a prediction
+        file's rows can only pair what belongs together."""
+        out = {"preds": self.predict(batch[0])}
+        if isinstance(batch, (tuple, list)) and len(batch) > 1:
+            out["targets"] = batch[1]
+        return out
 
     # Training metrics are accumulated by torchmetrics at each step and logged once, at the epoch's
     # end: a self.log call costs as much Python as a small model's whole step
@@ -122,8 +173,8 @@ class TaskModule(QuickHookName, LightningModule):
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
 
     def train_metrics(self) -> dict[str, Metric]:
-        """The task's training metrics by name (``acc`` ...), logged as ``train/<name>`` each epoch."""
-        return {}
+        """The training metrics by name (``acc``, the config's ...), logged as ``train/<name>`` each epoch."""
+        return {name: self.config_metrics[f"train_{name}"] for name in self.metric_specs}
 
     def on_train_epoch_start(self) -> None:
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True,

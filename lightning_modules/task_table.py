@@ -13,6 +13,7 @@ from typing import Any
 
 # A regression task logs the error metrics that its loss is not (an L1 loss is already the MAE).
 REGRESSION_ERRORS = {"l1": ("mse",), "mse": ("mae",), "sse": ("mse", "mae")}
+STAGES = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,17 @@ class Task:
         """The error metrics a regression task logs beside a ``loss`` loss."""
         return REGRESSION_ERRORS[loss or self.default_loss] if self.kind == "regression" else ()
 
+    def metric_names(self, model: Mapping[str, Any]) -> tuple[str, ...]:
+        """The metrics a task configured by ``model`` logs for every stage: its own, then those of
+        the config's ``metrics`` (lightning_modules/task.py)."""
+        own = ("acc",) if self.kind == "classification" else self.errors(model.get("loss"))
+        return (*own, *(model.get("metrics") or {}))
+
     def logged_during_fit(self, model: Mapping[str, Any]) -> set[str]:
         """What a fit of this task, configured by ``model``, logs every epoch."""
-        if self.kind == "classification":
-            return {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val/acc_best"}
-        errors = self.errors(model.get("loss"))
-        return {"train/loss", "train/lr", "val/loss", *(f"{s}/{e}" for s in ("train", "val") for e in errors)}
+        best = {"val/acc_best"} if self.kind == "classification" else set()
+        return {"train/loss", "train/lr", "val/loss", *best,
+                *(f"{s}/{m}" for s in ("train", "val") for m in self.metric_names(model))}
 
 
 CLASSIFICATION = Task("classification", frozenset({"binary", "multiclass"}), ("val/acc", "max"))

@@ -96,3 +96,26 @@ def slurm_cluster(tmp_path_factory):
         pytest.skip(reason)
     with SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
         yield cluster
+
+
+class OwnData:
+    """Data of a user's own, written once per session (tests/helpers/own_data.py): a folder of 300
+    grey 16x16 PNGs in 3 classes (no val/ or test/: the data module splits it), a CSV table for
+    classification (species, words) and one for regression (price), five features each."""
+
+    def __init__(self, root: Path):
+        from tests.helpers.own_data import write_image_folder, write_table
+
+        self.images = write_image_folder(root / "images")
+        self.species = write_table(root / "species.csv", target="species")
+        self.prices = write_table(root / "prices.csv", target="price")
+
+    def overrides(self, data: str) -> list[str]:
+        """What data=image_folder or data=csv needs on the command line, for these files."""
+        return {"image_folder": [f"data.root={self.images}"],
+                "csv": [f"data.path={self.species}", "data.target=species"]}.get(data, [])
+
+
+@pytest.fixture(scope="session")
+def own_data(tmp_path_factory) -> OwnData:
+    return OwnData(tmp_path_factory.mktemp("own_data"))

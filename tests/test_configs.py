@@ -33,11 +33,16 @@ def test_default_run_is_cnn_on_fashion(tmp_path):
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (["model=cnn", "data=xor"], "model=cnn cannot train on data=xor: LeNet takes inputs of shape [1, 28, 28], but XORDataModule gives [2]"),
+        (["model=cnn", "data=xor"], "model=cnn cannot train on data=xor: LeNet takes its in_channels from the data, "
+                                    "the channels of image inputs [C, H, W], but XORDataModule gives inputs of shape [2]"),
         (["model=xor", "data=regression"], "learns binary/multiclass targets"),
-        (["model=linear", "data=regression", "data.generator=random"], "takes inputs of shape [1]"),
-        (["model=two_layer", "data=regression"], "takes inputs of shape [1000]"),
-        (["model=mlp", "data=xor"], "takes inputs of shape [1, 28, 28]"),
+        (["model=xor", "data=fashion"], "SimpleClassifier takes its num_inputs from the data, the width of flat inputs "
+                                        "[F], but FashionMNISTDataModule gives inputs of shape [1, 28, 28]"),
+        (["model=convnet", "data=regression"], "ClassificationModule learns binary/multiclass targets, but "
+                                               "RegressionDataModule gives regression targets"),
+        # a value typed over the link: found on the built objects
+        (["model=linear", "data=regression", "data.generator=random", "model.net.in_features=3"],
+         "LinearRegressor takes inputs of shape [3], but RegressionDataModule gives [1000]"),
         (["model=mlp", "data=fashion", "model.net.num_classes=7"], "the net gives 7 outputs"),
     ],
 )

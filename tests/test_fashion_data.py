@@ -26,7 +26,8 @@ def test_small_idx_files_load_as_uint8_tensors(fake_fashion_dir, tmp_path):
     assert batch[0].shape == (32, 1, 28, 28) and batch[0].dtype == torch.uint8
     xb, yb = dm.on_after_batch_transfer(batch, 0)
     assert xb.dtype == torch.float32 and torch.equal(yb, batch[1])
-    expected = (batch[0].float() / 255 - dm.mean) / dm.std
+    (mean,), (std,) = dm.normalization["mean"], dm.normalization["std"]
+    expected = (batch[0].float() / 255 - mean) / std
     torch.testing.assert_close(xb, expected)
     assert len(dm.train_dataloader()) == 16  # ceil(500 / 32)
 
@@ -81,8 +82,14 @@ def test_real_debian_files(tmp_path):
     sizes = {k: len(v[0]) for k, v in dm.splits.items()}
     assert sizes == {"train": 55000, "val": 5000, "test": 10000}
     assert dm.splits["train"][1].bincount().tolist() == pytest.approx([5500] * 10, rel=0.03)
-    train_x = torch.cat([dm.splits["train"][0], dm.splits["val"][0]]).float() / 255
-    assert train_x.mean().item() == pytest.approx(dm.mean, abs=1e-3)
-    assert train_x.std().item() == pytest.approx(dm.std, abs=1e-3)
+    images = torch.cat([dm.splits["train"][0], dm.splits["val"][0]])
+    (mean,), (std,) = dm.normalization["mean"], dm.normalization["std"]
+    train_x = images.float() / 255
+    assert train_x.mean().item() == pytest.approx(mean, abs=1e-3)
+    assert train_x.std().item() == pytest.approx(std, abs=1e-3)
+    from datamodules.image_folder import ImageFolderDataModule  # an image folder's statistics: the same numbers
+
+    computed = ImageFolderDataModule.statistics(images)
+    assert computed["mean"][0] == pytest.approx(mean, abs=1e-3) and computed["std"][0] == pytest.approx(std, abs=1e-3)
     xb, _ = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert abs(xb.mean().item()) < 0.2 and 0.8 < xb.std().item() < 1.2

@@ -4,7 +4,9 @@ in its code blocks runs as written (training shortened), in a fresh project fold
 Placeholders a reader fills in from what an earlier command printed are filled in the same way:
 `<run>` (the newest default run's folder in logs/train/runs), `<best>` (its best checkpoint's name),
 `<sweep>` (the newest sweep folder), `<partition>` (the SLURM partition). A `$ command` line is
-a transcript: the lines after it are what the command prints, and must be in its output.
+a transcript: the lines after it are what the command prints, and must be in its output. The
+data of a user's own that the README's commands read (``data/my_images``, ``data/houses.csv``)
+is written into the project folder first, as a user would have it.
 """
 
 from __future__ import annotations
@@ -130,6 +132,10 @@ def test_every_readme_command_runs_as_written(tmp_path, request):
         slurm_env = cluster.env
     project = Project(tmp_path / "clone", tmp_path / "data", slurm_env)
     project.home.mkdir()
+    from tests.helpers.own_data import write_image_folder, write_table
+
+    write_image_folder(project.home / "data" / "my_images", per_class=40)
+    write_table(project.home / "data" / "houses.csv", target="price")
     failures = []
     for command in commands:
         if any(marker in command.text for marker in NEEDS_GPU):

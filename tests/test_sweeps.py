@@ -74,12 +74,15 @@ def tb_hparams(run_dir: Path) -> dict[str, object]:
     return {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
 
 
+F1 = "+model.metrics.f1={_target_: torchmetrics.F1Score, _partial_: true}"  # a metric of the config's own
+
+
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
-    """A 2 x 2 grid on XOR: learning rate x seed."""
+    """A 2 x 2 grid on XOR: learning rate x seed, with an F1 metric from the config."""
     logs = tmp_path_factory.mktemp("grid")
     sweep = logs / "sweep"
-    proc = cli("-m", *FAST_XOR, "model.optimizer.lr=1.0,3.0", "seed=1,2", f"hydra.sweep.dir={sweep}", logs=logs)
+    proc = cli("-m", *FAST_XOR, F1, "model.optimizer.lr=1.0,3.0", "seed=1,2", f"hydra.sweep.dir={sweep}", logs=logs)
     return sweep, proc
 
 
@@ -113,11 +116,13 @@ def test_grid_summary_matches_each_jobs_own_logs(grid):
         assert " ".join(record["overrides"]) == row["overrides"]
         assert float(row["wall_s"]) > 0
         logged = tb_scalars(job)
-        for metric in ("val/loss", "val/acc", "test/loss", "test/acc"):
+        for metric in ("val/loss", "val/acc", "test/loss", "test/acc", "val/f1", "test/f1"):
             assert float(row[metric]) == pytest.approx(logged[metric], rel=1e-6), (row["dir"], metric)
         assert float(row["val/acc"]) >= 0.99, "every job learned XOR"
     md = (sweep / "summary.md").read_text()
     assert md.count("| ok |") == 4 and "model.optimizer.lr=3.0 seed=2" in md
+    header = next(line for line in md.splitlines() if line.startswith("| # |")).split(" | ")
+    assert {"val/f1", "test/f1"} <= set(header), header
     best = sweep / rows[0]["dir"]
     assert f"Best job: {best}" in proc.stdout
 
@@ -141,8 +146,9 @@ def test_grid_writes_an_hparams_experiment_with_the_swept_keys_first(grid):
     assert {"experiment", "model", "data", "data.train_size", "trainer.max_epochs"} <= names
     assert not [n for n in names if "_target_" in n or n.startswith(("paths", "tags"))], names
     metrics = [m.name.tag for m in experiment.metric_infos]
-    assert metrics[0] == "val/loss" and {"val/acc", "val/acc_best", "test/loss", "test/acc"} <= set(metrics), \
-        "the monitored metric first, then every metric the jobs logged"
+    assert metrics[0] == "val/loss" and {"val/acc", "val/acc_best", "test/loss", "test/acc", "val/f1",
+                                         "test/f1"} <= set(metrics), \
+        "the monitored metric first, then every metric the jobs logged (the config's F1 too)"
 
 
 @pytest.mark.slow

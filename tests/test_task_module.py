@@ -105,8 +105,10 @@ def test_validation_and_test_steps_return_the_loss_and_the_predictions(tmp_path)
 
 def test_predict_gives_class_probabilities(tmp_path):
     module, loader = tiny_classification()
-    probabilities = torch.cat(quiet_trainer(tmp_path).predict(module, loader))
+    outputs = quiet_trainer(tmp_path).predict(module, loader)
+    probabilities = torch.cat([o["preds"] for o in outputs])
     assert probabilities.shape == (10, 3)
+    assert torch.equal(torch.cat([o["targets"] for o in outputs]), loader.dataset.tensors[1])  # from the same batches
     assert torch.allclose(probabilities.sum(-1), torch.ones(10))
 
 

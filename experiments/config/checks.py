@@ -1,9 +1,11 @@
 """The composed config checked before anything is built, so that bad input fails in a second with
 one paragraph naming the key, the bad value and what is allowed: every object node against the
-schema of its class (experiments/config/schema.py), and the values no type can express (lr > 0,
-epochs >= 1, devices this machine has: experiments/config/hardware.py, a monitored metric the task
-logs: lightning_modules/task_table.py). Run before Hydra starts (experiments/config/command_line.py)
-and again in each job, where a sweep's bad value is a failed row."""
+arguments of its class (experiments/config/signatures.py: the project's schemas, or the signature
+of a class of yours), the values no type can express (lr > 0, epochs >= 1, devices this machine
+has: experiments/config/hardware.py, a monitored metric the task logs:
+lightning_modules/task_table.py), and whether the model can learn from the data
+(experiments/config/pairing.py). Run before Hydra starts (experiments/config/command_line.py) and
+again in each job, where a sweep's bad value is a failed row."""
 
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from experiments.config.errors import ConfigError
 from experiments.config.hardware import check_hardware
-from experiments.config.schema import SCHEMAS, conforms, describe
+from experiments.config.hydra_runtime import hydra_choices
+from experiments.config.pairing import check_declared_pairing
+from experiments.config.schema import conforms, describe
+from experiments.config.signatures import arguments_of
 from lightning_modules.task_table import TASKS, task_of
 
 log = logging.getLogger(__name__)
@@ -37,21 +42,30 @@ def value_of(node: DictConfig | ListConfig, key: Any) -> Any:
 
 
 def check_types(node: DictConfig, path: str = "") -> None:
-    """Every key of every object node is an argument of its ``_target_`` and has its type."""
-    schema = SCHEMAS.get(str(node.get("_target_", "")))
-    hints = typing.get_type_hints(schema, include_extras=True) if schema else {}
+    """Every key of every object node is an argument of its ``_target_`` and has its type; an
+    argument without a default is given (unless the node is a partial, completed by the code)."""
+    target = str(node.get("_target_", "")) if "_target_" in node else ""
+    arguments = arguments_of(target) if target else None
     for key in node.keys():
         full = f"{path}.{key}" if path else str(key)
-        if schema and not (key.startswith("_") and key.endswith("_")):
-            if key not in hints:
-                raise ConfigError(unknown_key(full, list(hints), f"{node._target_} has no argument {key!r}"))
-            value = value_of(node, key)
-            if value is not UNRESOLVED and not conforms(value, hints[key]):
-                raise ConfigError(f"{full}={show(value)} is not allowed: {full} takes {describe(hints[key])} "
-                                  f"(the argument {key} of {node._target_}).")
+        if arguments and not (key.startswith("_") and key.endswith("_")):
+            if key not in arguments.types:
+                if not arguments.more:
+                    raise ConfigError(unknown_key(full, list(arguments.types), f"{target} has no argument {key!r}"))
+            else:
+                value = value_of(node, key)
+                if value is not UNRESOLVED and not conforms(value, arguments.types[key]):
+                    raise ConfigError(f"{full}={show(value)} is not allowed: {full} takes "
+                                      f"{describe(arguments.types[key])} (the argument {key} of {target}).")
         child = value_of(node, key)
         if isinstance(child, DictConfig):
             check_types(child, full)
+    if arguments and not node.get("_partial_", False):
+        missing = [name for name in arguments.required if name not in node]
+        if missing:
+            where = f"{path}.{missing[0]}" if path else missing[0]
+            raise ConfigError(f"{where} is required: {target} has no default for its argument {missing[0]}; "
+                              f"add {where}=VALUE to the command line (or to the config).")
 
 
 def show(value: Any) -> str:
@@ -71,10 +85,11 @@ def unknown_key(full: str, known: list[str], why: str, elsewhere: list[str] = ()
     return f"{full} is not a setting ({why}). {hint}"
 
 
-def validate_config(cfg: DictConfig, this_machine: bool = True) -> None:
+def validate_config(cfg: DictConfig, this_machine: bool = True, choices: dict[str, str] | None = None) -> None:
     """The whole composed config of experiments/run.py (or a run config that evaluate.py tests).
     ``this_machine=False``: the run goes to other machines (a SLURM job): their GPUs and cores
-    are not this one's to count."""
+    are not this one's to count. ``choices``: the option of each config group (model=cnn ...),
+    named in a pairing's paragraph (by default the running Hydra app's)."""
     check_types(cfg)
     seed = value_of(cfg, "seed") if "seed" in cfg else None
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
@@ -88,6 +103,7 @@ def validate_config(cfg: DictConfig, this_machine: bool = True) -> None:
     if cfg.get("model") is not None:
         check_learning_rates(cfg.model.get("optimizer"), "model.optimizer")
         check_monitor(cfg)
+    check_declared_pairing(cfg, hydra_choices() if choices is None else choices)
 
 
 def check_trainer(trainer: DictConfig, training: bool, this_machine: bool = True) -> None:

@@ -16,13 +16,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from experiments.config import CONF_DIR, overrides
 from experiments.config.checks import unknown_key, validate_config, value_of
 from experiments.config.errors import ConfigError, fail
-from experiments.config.schema import SCHEMAS
+from experiments.config.signatures import arguments_of
 
 SPLITS = ("train", "val", "test")
 # Launchers whose jobs run on this machine (others: on machines whose GPUs and cores are not ours to count).
@@ -68,12 +68,13 @@ def check_jobs(config_name: str, args: list[str], check_job: JobCheck | None = N
     try:
         for i, job in enumerate(jobs or []):
             try:
-                cfg = compose(config_name, job)
-                if cfg is None:
+                composed = compose(config_name, job)
+                if composed is None:
                     return
+                cfg, choices = composed
                 if i == 0:
                     check_log_dir(cfg, args)
-                check_config(cfg, config_name, this_machine=not elsewhere)
+                check_config(cfg, config_name, this_machine=not elsewhere, choices=choices)
                 if check_job is not None:
                     check_job(cfg, config_name)
             except ConfigError as error:
@@ -123,8 +124,9 @@ def job_overrides(args: list[str]) -> list[list[str]] | None:
 MAX_JOBS_CHECKED = 64  # a grid larger than this: each job checks itself
 
 
-def check_config(cfg: DictConfig, config_name: str, this_machine: bool = True) -> None:
-    validate_config(cfg, this_machine=this_machine)
+def check_config(cfg: DictConfig, config_name: str, this_machine: bool = True,
+                 choices: dict[str, str] | None = None) -> None:
+    validate_config(cfg, this_machine=this_machine, choices=choices or {})
     if config_name != "run" and (OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.get("ckpt_path")):
         raise ConfigError(f"ckpt_path is required: python experiments/{config_name}.py ckpt_path=PATH, the checkpoint "
                           "a run printed as 'Best checkpoint:' (e.g. logs/train/runs/<run>/checkpoints/last.ckpt).")
@@ -132,16 +134,20 @@ def check_config(cfg: DictConfig, config_name: str, this_machine: bool = True) -
         raise ConfigError(f"split={cfg.split} is not allowed: predict on one of {', '.join(SPLITS)}.")
 
 
-def compose(config_name: str, job: list[str]) -> DictConfig | None:
-    """The config Hydra will compose from these overrides; None if Hydra will refuse them with
-    its own message."""
+def compose(config_name: str, job: list[str]) -> tuple[DictConfig, dict[str, str]] | None:
+    """The config Hydra will compose from these overrides and the option chosen in each group
+    (model=cnn ...); None if Hydra will refuse them with its own message."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         try:
-            return hydra_compose(config_name, overrides=job)
+            cfg = hydra_compose(config_name, overrides=job, return_hydra_config=True)
+            choices = {k: str(v) for k, v in cfg.hydra.runtime.choices.items() if v is not None}
+            with open_dict(cfg):
+                del cfg["hydra"]
+            return cfg, choices
         except HydraException as error:
             refused = str(error)
     present = re.search(r"An item is already at '([^']+)'", refused)
@@ -153,7 +159,7 @@ def compose(config_name: str, job: list[str]) -> DictConfig | None:
         key = missing.group(1)
         without = compose(config_name, [o for o in job if overrides.key(o) != key])  # the other keys first
         if without is not None:
-            raise_unknown_key(without, key)
+            raise_unknown_key(without[0], key)
     return None
 
 
@@ -163,12 +169,12 @@ def raise_unknown_key(cfg: DictConfig, full: str) -> None:
     if not isinstance(parent, DictConfig):
         raise ConfigError(f"{full} is not a setting: {parent_path or 'the config'} has no keys.")
     known = [k for k in parent.keys() if not (k.startswith("_") and k.endswith("_"))]
-    schema = SCHEMAS.get(str(parent.get("_target_", "")))
-    if schema and key in schema.__dataclass_fields__:
+    arguments = arguments_of(str(parent.get("_target_", ""))) if "_target_" in parent else None
+    if arguments and (key in arguments.types or arguments.more):
         raise MissingArgument(full)  # an argument the config leaves at the class's default
-    if schema:
-        known += [f for f in schema.__dataclass_fields__ if f not in known]
-    why = f"{parent._target_} has no argument {key!r}" if schema else f"{parent_path or 'the config'} has no key {key!r}"
+    if arguments:
+        known += [f for f in arguments.types if f not in known]
+    why = f"{parent._target_} has no argument {key!r}" if arguments else f"{parent_path or 'the config'} has no key {key!r}"
     raise ConfigError(unknown_key(full, known, why, elsewhere=list(key_paths(cfg))))
 
 

@@ -19,7 +19,7 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR)
 # Errors of lightning_modules/ and datamodules/ that are a paragraph, named (not imported: that
 # would import torch to tell a bad command line).
-TOLD_BY_NAME = ("FashionMNISTUnavailable", "NonFiniteLoss")
+TOLD_BY_NAME = ("FashionMNISTUnavailable", "NonFiniteLoss", "ContractError", "DataError")
 
 
 class ConfigError(ValueError):

@@ -6,6 +6,8 @@ Each schema is a dataclass named after its ``_target_``: its fields are that con
 arguments (minus those the code passes, ``CODE_GIVES``), each with the type it accepts.
 tests/test_validation.py checks every schema against ``inspect.signature`` of its target, so a
 new or renamed argument fails a test until the schema follows. Light: no torch, no Lightning.
+A class that is not the project's needs no schema: experiments/config/signatures.py reads its
+signature.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class ClassificationModule:  # lightning_modules.ClassificationModule
     label_smoothing: float = 0.0
     scheduler_interval: Literal["epoch", "step"] = "epoch"
     torch_compile: bool = False
+    metrics: Optional[dict] = None  # name -> a torchmetrics metric (_target_, _partial_: true)
 
 
 @dataclass
@@ -99,6 +102,7 @@ class RegressionModule:  # lightning_modules.RegressionModule
     loss: Literal["l1", "mse", "sse"] = "l1"
     scheduler_interval: Literal["epoch", "step"] = "epoch"
     torch_compile: bool = False
+    metrics: Optional[dict] = None  # name -> a torchmetrics metric (_target_, _partial_: true)
 
 
 @dataclass
@@ -108,6 +112,7 @@ class ManualBackpropRegression:  # lightning_modules.ManualBackpropRegression
     scheduler: Obj = None
     scheduler_interval: Literal["epoch", "step"] = "epoch"
     torch_compile: bool = False
+    metrics: Optional[dict] = None  # name -> a torchmetrics metric (_target_, _partial_: true)
 
 
 # ---------------------------------------------------------------- nets (model.net)
@@ -130,6 +135,14 @@ class VGGNet:
     channels_last: bool = False
     flip_tta: bool = False
     pool_first: bool = False
+
+
+@dataclass
+class ResNet:
+    in_channels: int = 1
+    num_classes: int = 10
+    widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
+    blocks: list[int] = dataclasses.field(default_factory=lambda: [1, 1, 1])
 
 
 @dataclass
@@ -262,6 +275,39 @@ class RegressionDataModule:
 
 
 @dataclass
+class ImageFolderDataModule:
+    root: str
+    image_size: Union[int, list[int], None] = None
+    channels: Optional[Literal[1, 3]] = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 42
+    batch_size: BatchSize = 128
+    eval_batch_size: Optional[BatchSize] = None
+    augment: Obj = None
+    channels_last: bool = False
+    on_device: bool = False
+    memory_budget_mb: float = 4096
+    decode_threads: Optional[Annotated[int, AtLeast(1)]] = None
+    num_workers: Annotated[int, AtLeast(0)] = 2
+
+
+@dataclass
+class CSVDataModule:
+    path: str
+    target: Union[str, list[str]]
+    features: Optional[list[str]] = None
+    task: Optional[Literal["classification", "regression"]] = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 42
+    standardize: bool = True
+    batch_size: BatchSize = 64
+    eval_batch_size: Optional[BatchSize] = None
+    on_device: bool = False
+
+
+@dataclass
 class BatchAugment:
     crop_padding: int = 0
     hflip_p: float = 0.0
@@ -277,6 +323,7 @@ SCHEMAS: dict[str, type] = {
     "lightning_modules.ManualBackpropRegression": ManualBackpropRegression,
     "lightning_modules.nets.LeNet": LeNet,
     "lightning_modules.nets.VGGNet": VGGNet,
+    "lightning_modules.nets.ResNet": ResNet,
     "lightning_modules.nets.MLP": MLP,
     "lightning_modules.nets.SimpleClassifier": SimpleClassifier,
     "lightning_modules.nets.LinearRegressor": LinearRegressor,
@@ -288,6 +335,8 @@ SCHEMAS: dict[str, type] = {
     "datamodules.FashionMNISTDataModule": FashionMNISTDataModule,
     "datamodules.XORDataModule": XORDataModule,
     "datamodules.RegressionDataModule": RegressionDataModule,
+    "datamodules.ImageFolderDataModule": ImageFolderDataModule,
+    "datamodules.CSVDataModule": CSVDataModule,
     "datamodules.BatchAugment": BatchAugment,
 }
 
@@ -345,7 +394,8 @@ def describe(kind: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(dict.fromkeys(str(a) for a in args))
     if origin is list:
-        return f"a list of {WORDS.get(args[0], 'values').split(' ', 1)[1]}s"
+        word = WORDS.get(args[0])
+        return f"a list of {word.split(' ', 1)[1]}s" if word and " " in word else "a list"
     return WORDS.get(kind, getattr(kind, "__name__", str(kind)))
 
 

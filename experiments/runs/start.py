@@ -1,7 +1,9 @@
-"""Everything a script does before Hydra starts, in order: a resume turned into the run's own
-command line (experiments/runs/resume.py), bad input refused (experiments/config/command_line.py),
-the checkpoint it is given read, and the output folder claimed, so that a refused command line
-writes nothing and a failure later removes only what this process made.
+"""Everything a script does before Hydra starts, in order: the project's folder made importable (a
+package of your own at its top, ``mynets/``, imports as the project's do), a resume turned into
+the run's own command line (experiments/runs/resume.py), bad input refused
+(experiments/config/command_line.py), the checkpoint it is given read, and the output folder
+claimed, so that a refused command line writes nothing and a failure later removes only what this
+process made.
 
     sys.argv = before_hydra("run", sys.argv)   # at the top of each entry point's __main__
 """
@@ -9,11 +11,12 @@ writes nothing and a failure later removes only what this process made.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.config import overrides
+from experiments.config import CONF_DIR, overrides
 from experiments.config.checks import show
 from experiments.config.command_line import cannot_create, check_command_line
 from experiments.config.errors import ConfigError, fail
@@ -26,6 +29,7 @@ from lightning_modules.checkpoint_keys import RUN_CONFIG
 
 def before_hydra(config_name: str, argv: list[str]) -> list[str]:
     """``sys.argv`` to give Hydra; a refusal is one paragraph and the exit (2 for a resume, else 1)."""
+    importable_project()
     if int(os.environ.get("LOCAL_RANK") or 0) > 0:
         # A rank that Lightning's DDP started (popen) runs this script again with the run's
         # folder as hydra.run.dir: its rank 0 has checked and claimed everything already.
@@ -40,6 +44,17 @@ def before_hydra(config_name: str, argv: list[str]) -> list[str]:
     except ConfigError as error:
         fail(error)
     return [argv[0], *args]
+
+
+def importable_project() -> None:
+    """The project's folder (``PROJECT_ROOT``, else this checkout) first on the module search path,
+    of this process and of those it starts (a sweep's jobs), as ``python -m`` would have it."""
+    folders = list(dict.fromkeys(str(Path(p).resolve()) for p in (os.environ.get("PROJECT_ROOT"), CONF_DIR.parent) if p))
+    for folder in reversed(folders):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    known = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*folders, *(p for p in known if p)]))
 
 
 def claim_output_folder(config_name: str, args: list[str]) -> None:

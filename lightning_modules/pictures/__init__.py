@@ -1,6 +1,8 @@
 """Pictures for TensorBoard, drawn from the batches Lightning hands to the validation and test
-hooks (so any LightningDataModule works, a DataLoader-based one included): the decision boundary
-of a 2-D classifier, the fit of a regression, labelled images, the confusion matrix, the model graph.
+hooks (so any LightningDataModule that keeps the data contract works, a DataLoader-based one
+included; which pictures apply, and the class names, are what it declares:
+datamodules/contract.py): the decision boundary of a 2-D classifier, the fit of a regression,
+labelled images, the confusion matrix, the model graph.
 
 Each picture is logged under ``val/<name>`` after a validation (never the sanity check; in fit
 as often as its time budget allows, see ``StagePicture``) and ``test/<name>`` after a test, to

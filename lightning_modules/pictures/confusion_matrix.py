@@ -6,13 +6,13 @@ import torch
 
 from lightning_modules.pictures.drawing import font, paste_text, viridis
 from lightning_modules.pictures.publishing import title
-from lightning_modules.pictures.stage_picture import StagePicture, is_class_target, predictions
+from lightning_modules.pictures.stage_picture import StagePicture, predictions
 
 
 class ConfusionMatrixPicture(StagePicture):
     """``confusion_matrix``, for classification: torchmetrics' confusion matrix over the whole
-    validation/test set, rows labelled with the class names (the data module's ``class_names``,
-    else 0..K-1) and each class's accuracy (the share of its samples predicted right), the overall
+    validation/test set, rows labelled with the class names (the data module's declared
+    ``class_names``, else 0..K-1) and each class's accuracy (the share of its samples predicted right), the overall
     accuracy in the title. Drawn with Pillow, cell by cell (``confusion_matrix_image``), at a
     fraction of a matplotlib figure's cost (benchmarks/pictures.py)."""
 
@@ -26,10 +26,12 @@ class ConfusionMatrixPicture(StagePicture):
         self.preds: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] = []
 
+    def applies(self, data) -> bool:
+        return data.classification
+
     def collect(self, pl_module, x, y, outputs) -> None:
-        if is_class_target(y):
-            self.preds.append(predictions(pl_module, outputs, x, classes=True).cpu())
-            self.targets.append(y.detach().cpu())
+        self.preds.append(predictions(pl_module, outputs, x, classes=True).cpu())
+        self.targets.append(y.detach().cpu())
 
     def draw(self, stage, trainer, pl_module):
         from torchmetrics.functional.classification import multiclass_confusion_matrix
@@ -37,8 +39,8 @@ class ConfusionMatrixPicture(StagePicture):
         if not self.preds:
             return None
         preds, targets = torch.cat(self.preds), torch.cat(self.targets)
-        names = getattr(trainer.datamodule, "class_names", None)
-        count = max(len(names or []), int(max(preds.max(), targets.max())) + 1)
+        names = self.data.class_names
+        count = max(len(names or []), self.data.num_classes, int(max(preds.max(), targets.max())) + 1)
         names = [str(n) for n in names] if names and len(names) == count else [str(i) for i in range(count)]
         confmat = multiclass_confusion_matrix(preds, targets, num_classes=count)
         accuracy = (confmat.diag().sum() / confmat.sum()).item()

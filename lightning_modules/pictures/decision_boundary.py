@@ -6,7 +6,7 @@ import torch
 
 from lightning_modules.pictures.drawing import figure, figure_to_image
 from lightning_modules.pictures.publishing import title
-from lightning_modules.pictures.stage_picture import Sample, StagePicture, is_class_target
+from lightning_modules.pictures.stage_picture import Sample, StagePicture
 
 
 class DecisionBoundary(StagePicture):
@@ -25,9 +25,11 @@ class DecisionBoundary(StagePicture):
     def reset(self) -> None:
         self.sample = Sample(self.max_points)
 
+    def applies(self, data) -> bool:
+        return data.classification and data.input_shape == (2,)
+
     def collect(self, pl_module, x, y, outputs) -> None:
-        if x.ndim == 2 and x.shape[1] == 2 and is_class_target(y):
-            self.sample.add(x, y)
+        self.sample.add(x, y)
 
     def draw(self, stage, trainer, pl_module):
         if (points := self.sample.tensors()) is None:
@@ -49,7 +51,7 @@ class DecisionBoundary(StagePicture):
         else:  # the predicted class's colour
             ax.imshow(out.argmax(-1).reshape(self.resolution, -1), cmap="tab10", vmin=0, vmax=9, alpha=0.35,
                       **shown)
-        names = getattr(trainer.datamodule, "class_names", None)
+        names = self.data.class_names
         for k in y.unique().tolist():
             label = f"class {names[k] if names and k < len(names) else k}"
             ax.scatter(*x[y == k].T, s=14, color=f"C{k}" if out.shape[-1] > 1 else ("#2166ac", "#b2182b")[k % 2],

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 from lightning_modules.pictures.drawing import font_path
-from lightning_modules.pictures.stage_picture import Sample, StagePicture, is_class_target, predictions
+from lightning_modules.pictures.stage_picture import Sample, StagePicture, predictions
 
 
 class ImagePredictionGrid(StagePicture):
@@ -27,22 +27,31 @@ class ImagePredictionGrid(StagePicture):
     def reset(self) -> None:
         self.sample = Sample(self.num_images)
 
+    def applies(self, data) -> bool:
+        return data.classification and data.is_image
+
     def collect(self, pl_module, x, y, outputs) -> None:
-        if x.ndim == 4 and is_class_target(y) and (room := self.sample.room()) > 0:
+        if (room := self.sample.room()) > 0:
             self.sample.add(x, y, predictions(pl_module, outputs, x[:room], classes=True))
 
     def draw(self, stage, trainer, pl_module):
         if (sample := self.sample.tensors()) is None:
             return None
         images, targets, preds = sample
-        return self.grid(images, preds, targets, getattr(trainer.datamodule, "class_names", None))
+        return self.grid(self.displayable(images, self.data.normalization), preds, targets, self.data.class_names)
 
     @staticmethod
-    def displayable(images: torch.Tensor) -> torch.Tensor:
-        """uint8 as it is; anything else (e.g. normalised floats) stretched over 0-255."""
+    def displayable(images: torch.Tensor, normalization=None) -> torch.Tensor:
+        """uint8 as it is; normalised floats back to their pixels by the data's declared
+        normalisation; other floats stretched over 0-255."""
         if images.dtype == torch.uint8:
             return images
         images = images.float()
+        if normalization and len(normalization["mean"]) in (1, images.shape[1]):
+            shape = (1, -1, 1, 1)
+            mean = torch.tensor(normalization["mean"], dtype=images.dtype).view(shape)
+            std = torch.tensor(normalization["std"], dtype=images.dtype).view(shape)
+            return ((images * std + mean) / normalization.get("scale", 1.0)).round().clamp(0, 255).to(torch.uint8)
         lo, hi = images.min(), images.max()
         return ((images - lo) / (hi - lo).clamp_min(1e-8) * 255).round().to(torch.uint8)
 

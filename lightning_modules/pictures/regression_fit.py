@@ -6,6 +6,7 @@ import torch
 
 from lightning_modules.pictures.drawing import figure, figure_to_image
 from lightning_modules.pictures.publishing import title
+from datamodules.contract import declared
 from lightning_modules.pictures.stage_picture import Sample, StagePicture, predictions
 
 
@@ -25,14 +26,19 @@ class RegressionFit(StagePicture):
     def reset(self) -> None:
         self.sample = Sample(self.max_points)
 
+    def applies(self, data) -> bool:
+        return not data.classification
+
     def on_fit_start(self, trainer, pl_module) -> None:
         super().on_fit_start(trainer, pl_module)
-        self.train_sample, self.sampling_train = Sample(self.max_points), trainer.is_global_zero
+        data = declared(trainer.datamodule) if trainer.datamodule is not None else None
+        self.train_sample = Sample(self.max_points)
+        self.sampling_train = trainer.is_global_zero and data is not None and self.applies(data)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.sampling_train and isinstance(batch, (tuple, list)) and len(batch) >= 2:
             x, y = batch[0], batch[1]
-            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and y.is_floating_point():
+            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
                 self.train_sample.add(x, y)
             self.sampling_train = self.train_sample.room() > 0
 
@@ -40,7 +46,7 @@ class RegressionFit(StagePicture):
         self.sampling_train = False  # the first epoch's sample is enough: no work in later steps
 
     def collect(self, pl_module, x, y, outputs) -> None:
-        if y.is_floating_point() and self.sample.room() > 0:
+        if self.sample.room() > 0:
             self.sample.add(x, y, predictions(pl_module, outputs, x[: self.sample.room()], classes=False))
 
     def draw(self, stage, trainer, pl_module):

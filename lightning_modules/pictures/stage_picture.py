@@ -1,6 +1,7 @@
 """What every picture of a validation or test has in common: ``StagePicture`` collects from each
 batch, draws at the epoch's end and publishes, within a time budget; ``Sample`` keeps the first
-rows of a stage's batches; ``predictions`` takes the step's own predictions."""
+rows of a stage's batches; ``predictions`` takes the step's own predictions. Whether a picture
+applies, and the class names, come from what the data module declares (datamodules/contract.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 
 import lightning_modules.pictures.publishing as publishing
+from datamodules.contract import Declared, declared
 from lightning_modules.pictures.publishing import tensorboards
 
 
@@ -48,10 +50,15 @@ class StagePicture(Callback):
             raise ValueError(f"max_share must be in (0, 1] or null, got {max_share}")
         self.every_n_epochs, self.max_share = every_n_epochs, max_share
         self.active = False
+        self.data: Declared | None = None  # what the trainer's data module declares
         self.cost, self.last_cost = 0.0, self.ASSUMED_COST  # seconds: this epoch's, the last drawing's
         self.since: float | None = None  # time.perf_counter() at fit start or the end of the last drawing
 
     def reset(self) -> None:
+        raise NotImplementedError
+
+    def applies(self, data: Declared) -> bool:
+        """Whether this picture is drawn for data that declares ``data``."""
         raise NotImplementedError
 
     def collect(self, pl_module: LightningModule, x: torch.Tensor, y: torch.Tensor, outputs: Any) -> None:
@@ -76,8 +83,9 @@ class StagePicture(Callback):
         return self.last_cost <= self.max_share * (time.perf_counter() - self.since)
 
     def _start(self, trainer: Trainer, stage: str) -> None:
+        self.data = declared(trainer.datamodule) if trainer.datamodule is not None else None
         self.active = (trainer.is_global_zero and not trainer.sanity_checking and bool(tensorboards(trainer))
-                       and self.due(trainer, stage))
+                       and self.data is not None and self.applies(self.data) and self.due(trainer, stage))
         self.cost = 0.0
         self.reset()
 
@@ -136,7 +144,3 @@ class Sample:
 
     def tensors(self) -> list[torch.Tensor] | None:
         return [torch.cat(column) for column in zip(*self.parts)] if self.parts else None
-
-
-def is_class_target(y: torch.Tensor) -> bool:
-    return not y.is_floating_point() and y.ndim == 1
