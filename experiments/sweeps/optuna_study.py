@@ -174,6 +174,10 @@ class StudySweeper(OptunaSweeperImpl):
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
         except Exception as exc:  # noqa: BLE001 - e.g. failed meanwhile as stale by another invocation
+            if study.trials[trial.number].state.is_finished():
+                # Told, then a sampler's after_trial raised: GridSampler's study.stop() at the grid's end
+                # (outside study.optimize) in Optuna 2.10
+                return outcome
             log.warning("Could not record trial %d in the study: %s", trial.number, exc)
             return "failed"
         return outcome
