@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.config.overrides import assign, command
 from tests.test_sweeps import FAST_XOR, QUIET, ROOT, job_dir, job_dirs, read_summary
 
 SEARCH = ["-m", "hparams_search=xor", "trainer.max_epochs=2"]
@@ -103,7 +104,7 @@ def test_parallel_sweep_stopped_by_sigterm_stops_its_running_jobs_at_a_checkpoin
     assert [j.name for j in job_dirs(sweep)] == ["0_seed=1", "1_seed=2"], "no job starts after the signal"
     for job in job_dirs(sweep):
         assert record(job)["status"] == "interrupted" and (job / "checkpoints" / "last.ckpt").is_file()
-        assert f"Resume with: python experiments/run.py resume={job}" in err
+        assert f"Resume with: {command('experiments/run.py', assign('resume', str(job)))}" in err
 
 
 @pytest.mark.slow
