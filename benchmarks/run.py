@@ -129,12 +129,13 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                     ["launcher", "jobs", "wall s", "first job starts at s", "job s", "pair ratio to joblib",
                      "repeats"], rows))
     if "pruning" in results:
-        rows = [[r["case"], str(r["trials"]), fmt(r["wall_s"], 0), fmt(r["time_ratio"], 2), fmt(r["best_val_acc"], pct=True),
+        rows = [[r["case"], str(r["trials"]), fmt(r["wall_s"], 0), fmt(r["time_ratio"], 2), fmt(r.get("cpu_s"), 0),
+                 fmt(r.get("cpu_ratio"), 2), fmt(r["best_val_acc"], pct=True),
                  fmt(100 * r["acc_gap"], 2), fmt(r["pruned"], 0), fmt(r["epochs"], 0), r["load"], str(r["repeats"]),
                  fmt(r["ok"])] for r in results["pruning"]]
         out.append(("Pruning: the same Optuna search of Fashion-MNIST (hparams_search=fashion, 16 trials of 5 epochs), "
                     "the whole command, median",
-                    ["search", "trials", "wall s", "time ratio", "best val/acc", "points below", "pruned",
+                    ["search", "trials", "wall s", "wall ratio", "CPU s", "CPU ratio", "best val/acc", "points below", "pruned",
                      "epochs trained", "load avg", "repeats", "ratio <= 0.5 and <= 0.5 points"], rows))
     return out
 

@@ -110,8 +110,8 @@ class StudySweeper(OptunaSweeperImpl):
         if self.pruner is None or node is None:
             return None
         if storage is None:
-            log.warning("hydra.sweeper.pruner is set but the study is in memory (hydra.sweeper.storage=null): "
-                        "its jobs cannot report to it, so no trial is pruned")
+            log.warning("hydra.sweeper.pruner is set but hydra.sweeper.storage is no database URL that the jobs can "
+                        "open (null: the study is in this process's memory), so no trial is pruned")
             return None
         if len(directions) > 1:
             log.warning("Optuna prunes single-objective studies only: no trial of this %d-objective study is "

@@ -49,7 +49,7 @@ class TrialPruning(Callback):
         self._validated_epoch: int | None = None
 
     @property
-    def state_key(self) -> str:
+    def state_key(self) -> str:  # formatted by Lightning around each hook call
         return "TrialPruning"
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
