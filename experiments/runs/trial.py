@@ -27,6 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.config.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
+# Alembic (Optuna's database storage) logs "setup plugin ..." seven times at INFO when Optuna is
+# imported: in each job here, as experiments/sweeps/optuna_sampler.py does for the sweep.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 PRUNER_ATTR = "pruner"  # a trial's user attribute: the config of its pruner (None: no pruning)
 HEARTBEAT_ATTR = "heartbeat_interval"  # a trial's user attribute: the search's heartbeat interval, s
 SQLITE = "sqlite:///"
