@@ -1,5 +1,5 @@
 """Benchmark suite: framework overhead, time to accuracy, start-up, scaling, torch.compile, pictures,
-sweep launchers.
+sweep launchers, Optuna pruning.
 
     python benchmarks/run.py                          # everything (about 20 min on 2 CPU cores)
     python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
@@ -7,6 +7,7 @@ sweep launchers.
     python benchmarks/run.py --only tta --recipes fashion_fast
     python benchmarks/run.py --only pictures          # the TensorBoard pictures' share of a run
     python benchmarks/run.py --only sweeps            # a sweep of short jobs: joblib vs parallel launcher
+    python benchmarks/run.py --only pruning           # a Fashion-MNIST search with and without pruning (~15 min)
     python benchmarks/run.py --device cuda --only overhead,tta,compile   # on a GPU machine
     python benchmarks/run.py --publish                # and update the published benchmarks/RESULTS.md
     make bench ARGS="--only overhead"
@@ -38,7 +39,7 @@ from rich.table import Table  # noqa: E402
 
 from benchmarks.common import ROOT  # noqa: E402
 
-SECTIONS = ("overhead", "tta", "startup", "scaling", "compile", "pictures", "sweeps")
+SECTIONS = ("overhead", "tta", "startup", "scaling", "compile", "pictures", "sweeps", "pruning")
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 MARKDOWN = ROOT / "benchmarks" / "RESULTS.md"
 
@@ -127,6 +128,15 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Sweep launchers: 6 short XOR jobs, 2 at a time, the whole command, median",
                     ["launcher", "jobs", "wall s", "first job starts at s", "job s", "pair ratio to joblib",
                      "repeats"], rows))
+    if "pruning" in results:
+        rows = [[r["case"], str(r["trials"]), fmt(r["wall_s"], 0), fmt(r["time_ratio"], 2), fmt(r.get("cpu_s"), 0),
+                 fmt(r.get("cpu_ratio"), 2), fmt(r["best_val_acc"], pct=True),
+                 fmt(100 * r["acc_gap"], 2), fmt(r["pruned"], 0), fmt(r["epochs"], 0), r["load"], str(r["repeats"]),
+                 fmt(r["ok"])] for r in results["pruning"]]
+        out.append(("Pruning: the same Optuna search of Fashion-MNIST (hparams_search=fashion, 16 trials of 5 epochs), "
+                    "the whole command, median",
+                    ["search", "trials", "wall s", "wall ratio", "CPU s", "CPU ratio", "best val/acc", "points below", "pruned",
+                     "epochs trained", "load avg", "repeats", "ratio <= 0.5 and <= 0.5 points"], rows))
     return out
 
 
@@ -148,7 +158,8 @@ def to_markdown(results: dict, args: argparse.Namespace, published: bool = False
            "--only overhead,startup --repeats 5 --publish`; every figure is also in `benchmarks/results/latest.json`.",
            ""] if published else []),
     ]
-    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures", "Sweep"), SECTIONS))
+    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures", "Sweep", "Pruning"),
+                     SECTIONS))
     for title, header, rows in tables(results):
         section = next(v for k, v in names.items() if title.startswith(k))
         if section in results.get("carried", {}):
@@ -179,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="repeats per measurement (default: overhead 9, startup 3, scaling 1, sweeps 3)")
+                        help="repeats per measurement (default: overhead 9, startup 3, scaling 1, sweeps 3, pruning 1)")
     parser.add_argument("--quick", action="store_true",
                         help="overhead, startup and fashion_fast only, 1 repeat, scaling up to 1e5 points")
     parser.add_argument("--recipes", default="fashion_seed,fashion_fast,fashion_best",
@@ -272,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import sweeps
 
         results["sweeps"] = sweeps.run(args.repeats or 3, log=log)
+    if "pruning" in sections:
+        from benchmarks import pruning
+
+        results["pruning"] = pruning.run(args.repeats or 1, log=log)
     results["bench_wall_s"] = time.perf_counter() - started
     ran = [s for s in SECTIONS if s in results]
     results["sections_run"] = ran

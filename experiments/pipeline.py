@@ -81,7 +81,7 @@ def fit_and_test(cfg: DictConfig, folder: RunFolder | None = None) -> dict[str, 
     fit_metrics = {k: to_float(v) for k, v in trainer.callback_metrics.items()}
 
     best_path = None
-    if cfg.get("test"):
+    if cfg.get("test") and not (folder and folder.pruned):  # a pruned trial is left as its pruner stopped it
         if cfg.get("train"):
             best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             if not best_path:
@@ -101,7 +101,8 @@ def fit_and_test(cfg: DictConfig, folder: RunFolder | None = None) -> dict[str, 
         for logger in trainer.loggers:
             logger.log_metrics({best_key: metrics[best_key]}, step=trainer.global_step)
     if trainer.is_global_zero:  # other ranks have no writer (SLURM DDP runs this on every rank)
-        hparams.log_hparams(trainer.loggers, hparams.run_hparams(cfg))
+        trial = {"pruned": folder.pruned is not None} if folder and folder.trial else {}  # marked in TensorBoard
+        hparams.log_hparams(trainer.loggers, {**hparams.run_hparams(cfg), **trial})
     metrics["best_model_path"] = best_path
     return metrics
 

@@ -5,7 +5,7 @@ changes them. Lightning's are in tests/test_lightning_internals.py."""
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
 
-from experiments.sweeps.hydra_internals import optuna_sweeper_impl, stored_outcome, submitit_executor
+from experiments.sweeps.hydra_internals import optuna_sweeper_impl, runs_jobs_in_process, stored_outcome, submitit_executor
 from experiments.sweeps.optuna_internals import reseed_tpe, trial_id
 
 
@@ -22,6 +22,13 @@ def test_the_submitit_launchers_name_their_executor():
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 
     assert submitit_executor(SlurmLauncher) == "slurm" and submitit_executor(LocalLauncher) == "local"
+
+
+def test_hydras_basic_launcher_is_known_as_the_one_that_runs_jobs_in_process():
+    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
+
+    assert runs_jobs_in_process(BasicLauncher()) and not runs_jobs_in_process(LocalLauncher())
 
 
 def test_the_optuna_sweepers_implementation_has_what_our_sweeper_uses():

@@ -8,6 +8,7 @@ run's on resume (experiments/runs/resume.py).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from experiments.runs import checkpoints, ownership
 from experiments.runs.checkpoints import LAST
 from experiments.runs.record import JOB_FILE, JobRecord, UnreadableRecord
 from experiments.runs.resume import put_back_record
+from experiments.runs.trial import StudyTrial, trial_of
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,10 @@ class RunFolder:
 
     On entry: the folder's lock (experiments/runs/ownership.py), the record (``job.json``,
     status ``running``), the signal handlers. Gives the trainer what keeps the folder
-    trustworthy (``callbacks()``, ``plugins()``) and the checkpoint to resume from. On exit: the
-    record's final status (``ok``, ``failed``, ``interrupted``), and the error passed on with
+    trustworthy (``callbacks()``, ``plugins()``) and the checkpoint to resume from; a run that is
+    an Optuna trial (``cfg.trial``) also reports to it and stops when pruned
+    (experiments/runs/trial.py). On exit: the record's final status (``ok``, ``failed``,
+    ``interrupted``, ``pruned``), and the error passed on with
     ``next_steps`` (where the newest checkpoint is, what to do), which the entry point prints
     (experiments/config/errors.py), except for a failed job of a multirun, which is a row of the
     sweep's summary while the sweep goes on. It prints nothing itself.
@@ -67,11 +71,18 @@ class RunFolder:
         self.objective: float | None = None
         self.metrics: dict[str, Any] = {}
         self.record = self._load_record() if self.resuming else JobRecord()
+        self.trial: StudyTrial | None = None  # the Optuna trial this run is, if it is one
+        self.pruning: Any = None  # its TrialPruning callback, when its study prunes
+
+    @property
+    def pruned(self) -> Any:
+        """How the trial's pruner stopped the fit (lightning_modules/callbacks/trial_pruning.py), or None."""
+        return self.pruning.pruned if self.pruning is not None else None
 
     # -- what the trainer gets
 
     def callbacks(self) -> list:
-        return [self.guard]
+        return [self.guard, *([self.pruning] if self.pruning is not None else [])]
 
     def plugins(self) -> list:
         from lightning_modules.checkpoint_io import AtomicCheckpointIO
@@ -129,6 +140,9 @@ class RunFolder:
 
         if self.resume_from:
             checkpoints.read(self.resume_from)  # a missing, empty or damaged checkpoint: one paragraph
+        self.trial = trial_of(self.cfg)  # a trial that cannot be found: one paragraph
+        if self.trial is not None:
+            self.pruning = self.trial.callback(str(self.cfg.monitor.metric), is_rank_zero())
         if is_rank_zero():
             try:
                 ownership.lock(self.dir)
@@ -152,6 +166,8 @@ class RunFolder:
         if threading_main():
             self.guard.install()
             self._thread_hook, threading.excepthook = threading.excepthook, self._thread_error
+        if self.trial is not None and not self.multirun and is_rank_zero():
+            self.trial.keep_alive()  # no sweep does: a resumed trial's own heartbeat
         return self
 
     def _thread_error(self, args: Any) -> None:
@@ -164,6 +180,8 @@ class RunFolder:
         try:
             return self._exit(exc, tb)
         finally:
+            if self.trial is not None:
+                self.trial.stop_heartbeats()
             ownership.unlock(self.dir)
             if getattr(self, "_thread_hook", None) is not None:
                 threading.excepthook, self._thread_hook = self._thread_hook, None
@@ -192,7 +210,11 @@ class RunFolder:
         status = "ok" if exc is None else "interrupted" if isinstance(exc, RunInterrupted) else "failed"
         error = None if exc is None else first_line(exc)
         monitor = self.cfg.get("monitor") or {}
-        if status == "ok" and self.multirun and self.cfg.get("train") and self.objective is None:
+        pruned = self.pruned if status == "ok" else None
+        if pruned is not None:
+            status = "pruned"  # not a failure: the study's pruner stopped it (checkpoints kept)
+            self.objective = None  # what a search optimises is a completed trial's value
+        elif status == "ok" and self.multirun and self.cfg.get("train") and self.objective is None:
             # Optuna records a NaN (or missing) objective as a failed trial; so does the summary.
             status, error = "failed", f"{monitor.get('metric')} is NaN or was never logged"
         segment.update(ended=ended, status=status)
@@ -212,11 +234,14 @@ class RunFolder:
                 checkpoint=self.metrics.get("best_model_path") or None,
                 last_checkpoint=str(self.checkpoints / LAST) if (self.checkpoints / LAST).exists() else None,
                 checkpoints=sorted(str(p) for p in self.checkpoints.glob("*.ckpt")),
-                wall_s=round(sum(s.get("ended", ended) - s["started"] for s in self.record.segments), 3))
+                wall_s=round(sum(s.get("ended", ended) - s["started"] for s in self.record.segments), 3),
+                pruned=dataclasses.asdict(pruned) if pruned is not None else None)
         except OSError as failed_write:  # a full disk: the run's own error is the one to tell
             if exc is None:
                 raise
             unwritten = f"{JOB_FILE} could not be updated ({describe_os_error(failed_write)})"
+        if self.trial is not None and not self.multirun and is_rank_zero():
+            self.trial.tell(status, self.objective if status == "ok" else None)  # in a sweep, the sweeper tells
         if exc is not None and is_rank_zero():
             exc.next_steps = self._next_steps(status, exc, unwritten)  # printed by the entry point
         if status == "failed" and self.multirun and not isinstance(exc, SystemExit):

@@ -27,6 +27,7 @@ CHOICE_GROUPS = ("experiment", "model", "data", "trainer", "callbacks", "debug",
 KEY_VALUES = ("model.optimizer.lr", "data.batch_size", "trainer.max_epochs", "seed", "trainer.precision")
 # Overrides that say where or how visibly a run writes, not what it is.
 NOT_HPARAMS = ("hydra", "paths", "resume", "ckpt_path", "tags", "task_name", "defaults", "logger", "trusted_packages",
+               "trial.storage", "trial.study",
                "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.default_root_dir")
 HPARAMS_FILE = "hparams.yaml"  # Lightning's loggers write the run's hparams there too
 

@@ -26,7 +26,8 @@ class UnreadableRecord(ValueError):
 @dataclass
 class JobRecord:
     # running: started; ok: finished; failed: an error (its first line in ``error``); interrupted:
-    # a signal, with a checkpoint to resume from; timeout: SLURM's time limit after the last requeue.
+    # a signal, with a checkpoint to resume from; timeout: SLURM's time limit after the last requeue;
+    # pruned: an Optuna trial that its study's pruner stopped early (``pruned`` says when).
     status: str = "running"
     error: str | None = None
     job: int | None = None  # the job's number in its sweep (None for a single run)
@@ -47,6 +48,9 @@ class JobRecord:
     checkpoint: str | None = None  # the tested checkpoint (the best)
     last_checkpoint: str | None = None
     checkpoints: list[str] = field(default_factory=list)
+    # A pruned trial: its number, the epoch it stopped after (0-based, as reported), the value
+    # reported there and the pruner (lightning_modules/callbacks/trial_pruning.py: Pruned).
+    pruned: dict[str, Any] | None = None
 
     @classmethod
     def read(cls, folder: Path) -> JobRecord | None:

@@ -22,7 +22,8 @@ from experiments.runs.record import JobRecord, UnreadableRecord
 
 LAST = checkpoints.LAST
 # Overrides that decide what a checkpoint's weights mean; a resume may not change them.
-FIXED_AT_RESUME = ("model", "data", "experiment", "seed", "task_name", "hparams_search")
+# An Optuna trial's run stays that trial (experiments/runs/trial.py).
+FIXED_AT_RESUME = ("model", "data", "experiment", "seed", "task_name", "hparams_search", "trial")
 # A resume's Hydra rewrites the run's .hydra/ files before the run starts; if it then fails
 # before training, these are put back (put_back_record), so the record and the next resume
 # still replay what ran. Filled by resume_argv, in the same process.

@@ -1,16 +1,18 @@
 """``hydra/launcher=local`` (conf/hydra/launcher/local.yaml): Hydra's submitit launcher on this
 machine, each job a submitit job (a process of its own, as on SLURM), where a job that returns no
 result is a row of the summary (experiments/sweeps/lost_jobs.py) instead of Hydra's traceback on the
-first one. ``launch`` repeats the plugin's submission code (it collects every result in one
-expression, with no hook between submitting and waiting); the launcher class itself is declared
-in hydra_plugins/lightning_hydra_lab/local_launcher.py.
+first one. Its jobs are submitted one by one (the plugin's submission code, repeated: it collects
+every result in one expression, with no hook between submitting and waiting), so that a search
+can start each trial as a slot frees (``job_session``); the launcher class itself is declared in
+hydra_plugins/lightning_hydra_lab/local_launcher.py.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides
@@ -30,6 +32,12 @@ class LocalBehaviour:
     params: dict[str, Any]
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        session = self.job_session()
+        waits = [session.submit(idx, list(overrides)) for idx, overrides in enumerate(job_overrides, start=initial_job_idx)]
+        return [wait() for wait in waits]
+
+    def job_session(self) -> _Session:
+        """Jobs submitted one at a time (a search starts each as a slot frees: experiments/sweeps/job_stream.py)."""
         import submitit
 
         assert self.config is not None
@@ -42,13 +50,7 @@ class LocalBehaviour:
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("Submitit '%s' sweep output dir : %s", submitit_executor(self), sweep_dir)
-        job_params = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-        jobs = executor.map_array(self, *zip(*job_params))
-        return [self._result(job, num, list(overrides), sweep_dir)
-                for job, (overrides, _, num, _, _) in zip(jobs, job_params)]
+        return _Session(self, executor, sweep_dir)
 
     @staticmethod
     def _result(job: Any, num: int, overrides: list[str], sweep_dir: Path) -> JobReturn:
@@ -63,6 +65,24 @@ class LocalBehaviour:
             error = _why_lost(job, exc)
             log.error("Job %d (submitit job %s) returned no result: %s", num, job.job_id, error)
             return lost_job(sweep_dir, num, overrides, "failed", error)
+
+
+class _Session:
+    def __init__(self, launcher: LocalBehaviour, executor: Any, sweep_dir: Path):
+        self.launcher, self.executor, self.sweep_dir = launcher, executor, sweep_dir
+
+    def __enter__(self) -> _Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def submit(self, num: int, overrides: list[str]) -> Callable[[], JobReturn]:
+        """Submit job ``num`` now; what waits for its result."""
+        log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+        job = self.executor.submit(self.launcher, overrides, "hydra.sweep.dir", num, f"job_id_for_{num}",
+                                   Singleton.get_state())
+        return functools.partial(self.launcher._result, job, num, overrides, self.sweep_dir)
 
 
 def _why_lost(job: Any, exc: Exception) -> str:

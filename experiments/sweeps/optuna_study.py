@@ -1,20 +1,29 @@
 """The Optuna search of conf/hparams_search (``hydra/sweeper=optuna_study``): Hydra's Optuna
-sweeper with an ask-and-tell loop of ours, so that several invocations of one study can run at
-once (two terminals, a SLURM array of searches) and any of them can die.
+sweeper with an ask-and-tell loop of ours, so that trials can be pruned, each slot starts its next
+trial as soon as its job ends, and several invocations of one study can run at once (two
+terminals, a SLURM array of searches) and any of them can die.
 
+- Each job is told its trial: the overrides ``trial.storage``, ``trial.study`` and
+  ``trial.number`` (conf/run.yaml), with which it reports ``monitor.metric`` to the study after
+  each validated epoch and asks the study's pruner (``pruner:``, recorded on the trial) whether
+  to stop (experiments/runs/trial.py). A pruned job's record says ``pruned``; the sweeper tells
+  the study PRUNED, with the last value the job reported.
+- ``n_jobs`` trials run at once: a trial is asked when a slot frees, not per batch
+  (experiments/sweeps/job_stream.py), with the parallel, local and slurm launchers; Hydra's basic
+  launcher runs one at a time.
 - The study is created or opened under a file lock beside its SQLite file: two invocations that
   start a new study at once both open it (SQLite alone lets the second fail creating its tables).
 - Each invocation records a heartbeat for its running trials every ``heartbeat_interval`` s
   (Optuna's heartbeat, in a thread of the sweep). Opening the study fails the trials whose
   invocation died, ``grace_period`` s after their last heartbeat (Optuna's ``fail_stale_trials``),
   and their job's row says so. Trials are numbered by the storage, so none is lost or repeated.
+  A trial whose job was interrupted (a signal) is left running: ``resume=`` of its job rejoins it.
 - Each trial records its job folder (user attribute ``job_dir``); the summary lists every trial of
   the study, and an invocation's exit code counts only its own jobs (experiments/sweeps/report.py).
 
-The loop is ``_ask`` / ``launch`` / ``_tell`` over batches of ``n_jobs`` trials. The plugin's
-parsing of the search space, its sampler and its trial set-up are used as they are; the sweeper
-is declared in hydra_plugins/lightning_hydra_lab/optuna_sweeper.py, which imports this module
-(and Optuna) only when a search runs.
+The plugin's parsing of the search space, its sampler and its trial set-up are used as they are;
+the sweeper is declared in hydra_plugins/lightning_hydra_lab/optuna_sweeper.py, which imports this
+module (and Optuna) only when a search runs.
 """
 
 from __future__ import annotations
@@ -23,23 +32,27 @@ import contextlib
 import functools
 import logging
 import math
-import threading
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import optuna
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from experiments.config import overrides as overrides_text
 from experiments.runs.files import held
 from experiments.runs.naming import sweep_job_dir
+from experiments.runs.record import JobRecord, UnreadableRecord
+from experiments.runs.trial import HEARTBEAT_ATTR, PRUNER_ATTR, SQLITE, Heartbeats, pruner_name, rdb_storage
 from experiments.sweeps.hydra_internals import optuna_sweeper_impl
+from experiments.sweeps.job_stream import job_stream
+from experiments.sweeps.optuna_internals import trial_id
 
 OptunaSweeperImpl, create_params_from_overrides = optuna_sweeper_impl()
 
 log = logging.getLogger(__name__)
 JOB_DIR_ATTR = "job_dir"  # a trial's user attribute: its job's folder
-SQLITE = "sqlite:///"
+WAIT_S = 1.0  # how often the loop looks up from waiting for a job (a signal's stop, a pending job's report)
 
 
 class StudySweeper(OptunaSweeperImpl):
@@ -47,34 +60,64 @@ class StudySweeper(OptunaSweeperImpl):
 
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
                  n_jobs: int, max_failure_rate: float, params: Any = None, search_space: Any = None,
-                 custom_search_space: str | None = None, heartbeat_interval: int = 10, grace_period: int = 60):
+                 custom_search_space: str | None = None, heartbeat_interval: int = 10, grace_period: int = 60,
+                 pruner: Any = None):
         super().__init__(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
                          search_space, custom_search_space, params)
         self.heartbeat_interval, self.grace_period = int(heartbeat_interval), int(grace_period)
+        self.pruner = pruner
 
     def sweep(self, arguments: list[str]) -> None:
         space, fixed = self._search_space(arguments)
         directions = self._get_directions()
+        self.storage = absolute_sqlite(self.storage)
         study, storage = open_study(self.storage, self.study_name, self.sampler, directions,
-                                    self.heartbeat_interval, self.grace_period)
-        log.info("Study %s in %s: %d trials so far; %d more, %d at once", study.study_name, self.storage or "memory",
-                 len(study.trials), self.n_trials, self.n_jobs)
+                                    self.heartbeat_interval, self.grace_period, self.pruner)
+        pruner = self._pruner_config(storage, directions)
+        log.info("Study %s in %s: %d trials so far; %d more, %d at once; pruner: %s", study.study_name,
+                 self.storage or "memory", len(study.trials), self.n_trials, self.n_jobs,
+                 pruner_name(self.pruner) if pruner else "none")
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        to_go = self.n_trials
-        with Heartbeats(storage) as heartbeats:
-            while to_go > 0:
-                trials = self._ask(study, min(to_go, self.n_jobs), space, fixed, sweep_dir)
-                heartbeats.add(trials)
-                returns = self.launcher.launch([overrides for _, overrides in trials], initial_job_idx=self.job_idx)
-                self.job_idx += len(returns)
-                failed = [trial.number for (trial, _), ret in zip(trials, returns) if not self._tell(study, trial, ret)]
-                heartbeats.remove(trials)
-                to_go -= len(trials)
-                if len(failed) / len(trials) > self.max_failure_rate:
-                    log.error("Trials %s failed: more than max_failure_rate=%s of the batch; the search stops",
-                              failed, self.max_failure_rate)
+        running: dict[Any, Any] = {}  # a job's future -> its trial
+        asked = ended = failed = 0
+        stopping = False
+        with Heartbeats(storage, self.heartbeat_interval) as heartbeats, job_stream(self.launcher, self.n_jobs) as jobs:
+            while True:
+                stopping = stopping or jobs.stop_code is not None
+                while asked < self.n_trials and len(running) < jobs.slots and not stopping:
+                    trial, overrides = self._ask(study, space, fixed, sweep_dir, pruner)
+                    heartbeats.add({trial.number: trial_id(trial)})
+                    running[jobs.start(self.job_idx, overrides)] = trial
+                    self.job_idx += 1
+                    asked += 1
+                if not running:
                     break
+                for done in jobs.wait(set(running), timeout=WAIT_S):
+                    trial = running.pop(done)
+                    outcome = self._tell(study, storage, trial, done.result())
+                    heartbeats.remove([trial.number])
+                    ended += outcome != "interrupted"
+                    failed += outcome == "failed"
+                    if not stopping and ended and failed / ended > self.max_failure_rate:
+                        log.error("%d of the %d trials ended so far failed: more than max_failure_rate=%s; no more "
+                                  "trials start", failed, ended, self.max_failure_rate)
+                        stopping = True
         self._save_results(study, directions)
+
+    def _pruner_config(self, storage: Any, directions: list[str]) -> dict[str, Any] | None:
+        """The pruner's config, which each trial records for its job (None: no pruning)."""
+        node = OmegaConf.select(self.config, "hydra.sweeper.pruner", default=None)
+        if self.pruner is None or node is None:
+            return None
+        if storage is None:
+            log.warning("hydra.sweeper.pruner is set but hydra.sweeper.storage is no database URL that the jobs can "
+                        "open (null: the study is in this process's memory), so no trial is pruned")
+            return None
+        if len(directions) > 1:
+            log.warning("Optuna prunes single-objective studies only: no trial of this %d-objective study is "
+                        "pruned", len(directions))
+            return None
+        return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else None
 
     def _search_space(self, arguments: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Optuna distributions and fixed values from ``params`` and the command line (the plugin's parsing)."""
@@ -87,34 +130,57 @@ class StudySweeper(OptunaSweeperImpl):
             self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
         return {k: v for k, v in space.items() if k not in fixed}, fixed
 
-    def _ask(self, study: Any, n: int, space: dict[str, Any], fixed: dict[str, Any],
-             sweep_dir: Path) -> list[tuple[Any, list[str]]]:
-        """n new trials with their values drawn, each with the overrides of its job, which it
-        records with the job's folder."""
-        trials = [study.ask() for _ in range(n)]
-        overrides = [list(o) for o in self._configure_trials(trials, space, fixed)]
-        for num, (trial, job) in enumerate(zip(trials, overrides), start=self.job_idx):
-            trial.set_user_attr(JOB_DIR_ATTR, str(sweep_job_dir(sweep_dir, num, job)))
-        return list(zip(trials, overrides))
+    def _ask(self, study: Any, space: dict[str, Any], fixed: dict[str, Any], sweep_dir: Path,
+             pruner: dict[str, Any] | None) -> tuple[Any, list[str]]:
+        """A new trial with its values drawn, and the overrides of its job: those values and,
+        with a storage the job can open, the trial it is. The trial records the job's folder."""
+        trial = study.ask()
+        (job,) = [list(o) for o in self._configure_trials([trial], space, fixed)]
+        trial.set_user_attr(JOB_DIR_ATTR, str(sweep_job_dir(sweep_dir, self.job_idx, job)))
+        if isinstance(self.storage, str):
+            trial.set_user_attr(PRUNER_ATTR, pruner)
+            trial.set_user_attr(HEARTBEAT_ATTR, self.heartbeat_interval)
+            job += [overrides_text.assign("trial.storage", self.storage),
+                    overrides_text.assign("trial.study", study.study_name), f"trial.number={trial.number}"]
+        return trial, job
 
-    def _tell(self, study: Any, trial: Any, ret: Any) -> bool:
-        """Tell the study a job's outcome: COMPLETE with its value, or FAIL (a failed or lost
-        job returns no value). Whether it completed."""
+    def _tell(self, study: Any, storage: Any, trial: Any, ret: Any) -> str:
+        """Tell the study a job's outcome, and return it: ``complete`` with its value, ``pruned``
+        (the job's record says so), ``failed`` (a failed or lost job returns no value), or
+        ``interrupted`` (a signal stopped the job: its trial stays running, for its resume)."""
+        record = _job_record(trial)
+        if ret is None or (record is not None and record.status == "interrupted"):
+            log.warning("Trial %d was interrupted: it stays running in the study until its job is resumed "
+                        "(resume=%s) or the study fails it", trial.number, trial.user_attrs.get(JOB_DIR_ATTR))
+            return "interrupted"
         try:
             value = ret.return_value  # a job that raised past Hydra raises here
             values = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
             ok = all(math.isfinite(v) for v in values)
         except Exception:  # noqa: BLE001 - the job's own row says what failed
             values, ok = None, False
+        pruned = record is not None and record.status == "pruned"
+        outcome = "pruned" if pruned else "complete" if ok else "failed"
         try:
-            if ok:
+            if outcome == "complete":
                 study.tell(trial, values=values if len(values) > 1 else values[0])
+            elif outcome == "pruned":
+                _copy_reports(trial, storage)
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                when = record.pruned or {}
+                log.info("Trial %d pruned by %s after epoch %s (%s=%.6g): %s", trial.number, when.get("pruner"),
+                         int(when.get("epoch", -1)) + 1, record.monitor, when.get("value", math.nan),
+                         trial.user_attrs.get(JOB_DIR_ATTR))
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
         except Exception as exc:  # noqa: BLE001 - e.g. failed meanwhile as stale by another invocation
+            if study.trials[trial.number].state.is_finished():
+                # Told, then a sampler's after_trial raised: GridSampler's study.stop() at the grid's end
+                # (outside study.optimize) in Optuna 2.10
+                return outcome
             log.warning("Could not record trial %d in the study: %s", trial.number, exc)
-            return False
-        return ok
+            return "failed"
+        return outcome
 
     def _save_results(self, study: Any, directions: list[str]) -> None:
         """optimization_results.yaml in the sweep folder, as the plugin writes it."""
@@ -133,32 +199,58 @@ class StudySweeper(OptunaSweeperImpl):
 
 
 def open_study(storage: Any, study_name: str | None, sampler: Any, directions: Sequence[str],
-               heartbeat_interval: int, grace_period: int) -> tuple[Any, Any]:
+               heartbeat_interval: int, grace_period: int, pruner: Any = None) -> tuple[Any, Any]:
     """The study (created if new) and its database storage, with heartbeats on; its trials whose
     invocation stopped sending heartbeats are failed. An SQLite file is opened under a lock
     beside it (a database server creates its tables once by itself)."""
     if not isinstance(storage, str):  # in memory, or a storage object of the user's: as Hydra's sweeper
         return optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, directions=directions,
-                                   load_if_exists=True), None
+                                   pruner=pruner, load_if_exists=True), None
     sqlite = Path(storage[len(SQLITE):]) if storage.startswith(SQLITE) else None
     lock = held(sqlite.with_name(f"{sqlite.name}.lock")) if sqlite else contextlib.nullcontext()
     with lock:  # SQLite does not create folders; held() does
-        rdb = optuna.storages.RDBStorage(
-            storage, engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,  # wait for others' writes
-            heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-            failed_trial_callback=functools.partial(_record_dead_trial, grace_period=grace_period))
+        rdb = rdb_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                          failed_trial_callback=functools.partial(_record_dead_trial, grace_period=grace_period))
         study = optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler, directions=directions,
-                                    load_if_exists=True)
+                                    pruner=pruner, load_if_exists=True)
         with warnings.catch_warnings():  # experimental since Optuna 2.9, and what it is for
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
     return study, rdb
 
 
+def absolute_sqlite(storage: Any) -> Any:
+    """An SQLite URL with an absolute path: the jobs open it too, from wherever they run."""
+    if isinstance(storage, str) and storage.startswith(SQLITE) and storage != SQLITE:
+        return SQLITE + str(Path(storage[len(SQLITE):]).expanduser().resolve())
+    return storage
+
+
+def _job_record(trial: Any) -> JobRecord | None:
+    """The record of a trial's job (None if it has none, or none that can be read)."""
+    job_dir = trial.user_attrs.get(JOB_DIR_ATTR)
+    try:
+        return JobRecord.read(Path(job_dir)) if job_dir else None
+    except UnreadableRecord:
+        return None
+
+
+def _copy_reports(trial: Any, storage: Any) -> None:
+    """The values the job reported (from its own process, into the storage) into this process's
+    view of the trial, which Optuna caches for the trials it asked: told PRUNED, a trial keeps its
+    last reported value, and the sampler sees its curve."""
+    if storage is None:
+        return
+    reported = storage.get_trial(trial_id(trial)).intermediate_values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a step this process already holds
+        for step, value in sorted(reported.items()):
+            trial.report(value, step)
+
+
 def _record_dead_trial(study: Any, trial: Any, grace_period: int) -> None:
     """A trial that Optuna failed because its invocation stopped sending heartbeats: its job's
     row says so, unless the job recorded its own end."""
-    from experiments.runs.record import JobRecord, UnreadableRecord
     from experiments.sweeps.lost_jobs import record_lost_job
 
     job_dir = Path(trial.user_attrs.get(JOB_DIR_ATTR, ""))
@@ -176,52 +268,3 @@ def _record_dead_trial(study: Any, trial: Any, grace_period: int) -> None:
     record_lost_job(job_dir, num, record.overrides, "failed",
                     f"its sweep ({job_dir.parent.name}) stopped while it ran (killed?): trial {trial.number} had no "
                     f"heartbeat for over {grace_period} s, so the study failed it")
-
-
-class Heartbeats:
-    """A thread that records a heartbeat of this invocation's running trials in the storage
-    every heartbeat_interval s (nothing without a storage that keeps heartbeats)."""
-
-    def __init__(self, storage: Any):
-        self.storage = storage if storage is not None and storage.is_heartbeat_enabled() else None
-        self.running: dict[int, int] = {}  # trial number -> trial id
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name="optuna heartbeats", daemon=True)
-
-    def __enter__(self) -> Heartbeats:
-        if self.storage is not None:
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        if self.thread.is_alive():
-            self.thread.join()
-
-    def add(self, trials: list[tuple[Any, list[str]]]) -> None:
-        from experiments.sweeps.optuna_internals import trial_id
-
-        with self.lock:
-            self.running.update({trial.number: trial_id(trial) for trial, _ in trials})
-        self._record()  # a trial without any heartbeat is never taken for dead
-
-    def remove(self, trials: list[tuple[Any, list[str]]]) -> None:
-        with self.lock:
-            for trial, _ in trials:
-                self.running.pop(trial.number, None)
-
-    def _beat(self) -> None:
-        while not self.stop.wait(self.storage.get_heartbeat_interval()):
-            self._record()
-
-    def _record(self) -> None:
-        if self.storage is None:
-            return
-        with self.lock:
-            ids = list(self.running.values())
-        for trial_id in ids:
-            try:
-                self.storage.record_heartbeat(trial_id)
-            except Exception as exc:  # noqa: BLE001 - a busy database: the next beat tries again
-                log.warning("Could not record the heartbeat of a running trial: %s", exc)

@@ -17,13 +17,14 @@ the sweep's process itself is killed, its jobs get SIGTERM and stop the same way
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
@@ -52,30 +53,30 @@ class ProcessPerJob:
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from joblib import Parallel, delayed
 
+        jobs = self.job_session()
+        n_jobs = int(self.joblib.get("n_jobs") or -1)
+        log.info("Launching %d jobs, %s at once, each in its own process; sweep output dir: %s",
+                 len(job_overrides), n_jobs if n_jobs > 0 else f"n_jobs={n_jobs}", jobs.sweep_dir)
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+        with jobs:
+            return Parallel(n_jobs=n_jobs, backend="threading", verbose=int(self.joblib.get("verbose") or 0))(
+                delayed(jobs.run)(idx, list(overrides))
+                for idx, overrides in enumerate(job_overrides, start=initial_job_idx))
+
+    def job_session(self) -> _Jobs:
+        """Jobs started one at a time, each in its own process, while the sweep's signals are
+        forwarded to them (``with``); a search starts each as a slot frees (experiments/sweeps/job_stream.py)."""
         assert self.config is not None and self.task_function is not None and self.hydra_context is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        n_jobs = int(self.joblib.get("n_jobs") or -1)
-        log.info("Launching %d jobs, %s at once, each in its own process; sweep output dir: %s",
-                 len(job_overrides), n_jobs if n_jobs > 0 else f"n_jobs={n_jobs}", sweep_dir)
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-        jobs = _Jobs(self, sweep_dir, list(self.joblib.get("preload") or []))
-        with jobs.forwarding_signals():
-            returns = Parallel(n_jobs=n_jobs, backend="threading", verbose=int(self.joblib.get("verbose") or 0))(
-                delayed(jobs.run)(idx, list(overrides))
-                for idx, overrides in enumerate(job_overrides, start=initial_job_idx))
-        if jobs.exit_code is not None:  # a signal, or a job's own exit: the sweep stops here, summarised
-            with held(sweep_dir / LOCK_FILE):
-                write_summary(sweep_dir)
-            raise SystemExit(jobs.exit_code)
-        return returns
+        return _Jobs(self, sweep_dir, list(self.joblib.get("preload") or []))
 
 
 class _Jobs:
-    """The jobs of one launch: their processes, and the signal that stops them."""
+    """The jobs of one launch or session: their processes, and the signal that stops them."""
 
     def __init__(self, launcher: ProcessPerJob, sweep_dir: Path, preload: list[str]):
         self.launcher, self.sweep_dir = launcher, sweep_dir
@@ -84,6 +85,26 @@ class _Jobs:
         self.lock = threading.Lock()
         self.signalled: int | None = None
         self.exit_code: int | None = None
+
+    def __enter__(self) -> _Jobs:
+        self.forwarding = _Forwarding(self)
+        self.forwarding.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.forwarding.__exit__()
+        if self.exit_code is not None and exc is None:  # a signal, or a job's own exit: the sweep stops here, summarised
+            with held(self.sweep_dir / LOCK_FILE):
+                write_summary(self.sweep_dir)
+            raise SystemExit(self.exit_code)
+
+    @property
+    def stop_code(self) -> int | None:
+        return self.exit_code
+
+    def submit(self, num: int, overrides: list[str]) -> Callable[[], JobReturn | None]:
+        """What runs job ``num`` and returns its result (called in a thread of the sweep)."""
+        return functools.partial(self.run, num, overrides)
 
     def run(self, num: int, overrides: list[str]) -> JobReturn | None:
         """One slot's job: start its process, wait for its result; a process that died is a row."""
@@ -139,9 +160,6 @@ class _Jobs:
             return lost_job(self.sweep_dir, num, overrides, "interrupted", why)
         log.error("Job %d returned no result: %s", num, why)
         return lost_job(self.sweep_dir, num, overrides, "failed", why)
-
-    def forwarding_signals(self):
-        return _Forwarding(self)
 
     def forward(self, signum: int, _frame: Any) -> None:
         with self.lock:

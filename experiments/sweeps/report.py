@@ -118,7 +118,7 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """The summary over report_dir, the best job and this invocation's failed jobs; exit code 1
-        when any job of this invocation (its sweep folder) did not succeed. An Optuna study's
+        when any job of this invocation (its sweep folder) did not succeed (a pruned trial did). An Optuna study's
         summary lists every trial of every invocation, but another invocation's jobs, still
         running or failed, are that invocation's to report."""
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -141,10 +141,11 @@ class SweepReport(Callback):
                   f"write the summary with: python -c {shlex.quote(rewrite)}", file=sys.stderr, flush=True)
             sys.exit(1)
         own = [r for r in rows if _is_under(report_dir / r["dir"], sweep_dir)]
-        failed = [r for r in own if r["status"] != "ok"]
-        counts = f"{len(rows)} jobs, {len(failed)} failed"
+        failed = [r for r in own if r["status"] not in ("ok", "pruned")]  # a pruned trial ended as its search meant
+        pruned = sum(r["status"] == "pruned" for r in own)
+        counts = f"{len(own)} jobs, {len(failed)} failed" + (f", {pruned} pruned" if pruned else "")
         if len(own) < len(rows):
-            counts = f"{len(rows)} jobs in all; this invocation: {len(own)} jobs, {len(failed)} failed"
+            counts = f"{len(rows)} jobs in all; this invocation: {counts}"
         lines = [f"Sweep summary: {report_dir / 'summary.md'} ({counts})"]
         if rows and rows[0]["status"] == "ok":
             best = rows[0]

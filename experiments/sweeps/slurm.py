@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides
@@ -232,6 +232,26 @@ class ClusterBehaviour:
             raise
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        executor, sweep_dir = self._executor(job_overrides)
+        job_params = []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        jobs = executor.map_array(self, *zip(*job_params))
+        log.info("Submitted SLURM jobs %s", ", ".join(j.job_id for j in jobs))
+        self._wait(jobs)
+        _wait_for_results(jobs)
+        return [self._result(job, num, list(overrides), sweep_dir)
+                for job, (overrides, _, num, _, _) in zip(jobs, job_params)]
+
+    def job_session(self) -> _Session:
+        """Jobs submitted one by one, each a SLURM job of its own (not one job array), so that a
+        search starts each trial as a slot frees (experiments/sweeps/job_stream.py)."""
+        return _Session(self, *self._executor([]))
+
+    def _executor(self, job_overrides: Sequence[Sequence[str]]) -> tuple[Any, Path]:
+        """submitit's executor for this launcher's parameters, once they are checked against the
+        partition and the trainer (bad input: one paragraph, exit 1, nothing submitted)."""
         import submitit
 
         assert self.config is not None
@@ -239,7 +259,7 @@ class ClusterBehaviour:
         try:
             check_request(params)
             check_shape(params, self.config.get("trainer"), job_overrides)
-        except SlurmRequestError as refused:  # bad input: one paragraph, nothing submitted
+        except SlurmRequestError as refused:
             print(refused, file=sys.stderr)
             sys.exit(1)
         init_keys = {"max_num_timeout", "submitit_folder"}
@@ -251,16 +271,7 @@ class ClusterBehaviour:
         executor.update_parameters(slurm_srun_args=SRUN_ARGS)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        job_params = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-        jobs = executor.map_array(self, *zip(*job_params))
-        log.info("Submitted SLURM jobs %s", ", ".join(j.job_id for j in jobs))
-        self._wait(jobs)
-        _wait_for_results(jobs)
-        return [self._result(job, num, list(overrides), sweep_dir)
-                for job, (overrides, _, num, _, _) in zip(jobs, job_params)]
+        return executor, sweep_dir
 
     @staticmethod
     def _wait(jobs: list) -> None:
@@ -292,6 +303,36 @@ class ClusterBehaviour:
             status, error = _why_lost(job, exc)
             log.error("SLURM job %s (job %d) returned no result: %s", job.job_id, num, error)
             return lost_job(sweep_dir, num, overrides, status, error)
+
+
+class _Session:
+    def __init__(self, launcher: ClusterBehaviour, executor: Any, sweep_dir: Path):
+        self.launcher, self.executor, self.sweep_dir = launcher, executor, sweep_dir
+
+    def __enter__(self) -> _Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def submit(self, num: int, overrides: list[str]) -> Callable[[], JobReturn]:
+        """Submit job ``num`` now; what waits for its result (in a thread of the sweep)."""
+        try:
+            check_shape(dict(self.launcher.params), self.launcher.config.get("trainer"), [overrides])
+        except SlurmRequestError as refused:
+            print(refused, file=sys.stderr)
+            sys.exit(1)
+        log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+        job = self.executor.submit(self.launcher, overrides, "hydra.sweep.dir", num, f"job_id_for_{num}",
+                                   Singleton.get_state())
+        log.info("Submitted SLURM job %s (job %d)", job.job_id, num)
+
+        def result() -> JobReturn:
+            self.launcher._wait([job])
+            _wait_for_results([job])
+            return self.launcher._result(job, num, overrides, self.sweep_dir)
+
+        return result
 
 
 def _missing_results(job: Any) -> list[int]:

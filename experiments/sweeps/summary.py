@@ -1,5 +1,6 @@
 """A sweep's records: each job's ``job.json`` (written by experiments/runs/folder.py) gathered
-into ``summary.csv`` and ``summary.md``, best job first, failed and interrupted jobs last."""
+into ``summary.csv`` and ``summary.md``, best job first, then the trials an Optuna pruner stopped
+(the furthest first, with the epoch each reached), failed and interrupted jobs last."""
 
 from __future__ import annotations
 
@@ -34,16 +35,32 @@ def load_records(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def rank_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best first by the optimised metric (its mode from the jobs); failed jobs last."""
-    modes = [r.get("mode") for r in records if r.get("objective") is not None]
+    """Best first by the optimised metric (its mode from the jobs); then pruned trials, those that
+    went furthest first, then by the value they were pruned at; failed jobs last."""
+    modes = [r.get("mode") for r in records if r.get("objective") is not None or r.get("pruned")]
     sign = -1.0 if (modes[0] if modes else "min") == "max" else 1.0
 
     def key(r: dict[str, Any]) -> tuple:
-        objective = r.get("objective")
-        ok = r.get("status") == "ok" and objective is not None
-        return (not ok, sign * objective if ok else 0.0, r.get("started") or 0.0)
+        objective, pruned = r.get("objective"), r.get("pruned") or {}
+        if r.get("status") == "ok" and objective is not None:
+            return (0, 0, sign * objective, r.get("started") or 0.0)
+        if r.get("status") == "pruned":
+            value = pruned.get("value")
+            return (1, -int(pruned.get("epoch", -1)), sign * value if _is_number(value) else math.inf,
+                    r.get("started") or 0.0)
+        return (2, 0, 0.0, r.get("started") or 0.0)
 
     return sorted(records, key=key)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def pruned_at(record: dict[str, Any]) -> str:
+    """A pruned trial's row text: ``pruned after epoch 3 (MedianPruner)``."""
+    pruned = record.get("pruned") or {}
+    return f"pruned after epoch {int(pruned.get('epoch', -1)) + 1} ({pruned.get('pruner', 'its pruner')})"
 
 
 def _metric_columns(records: list[dict[str, Any]]) -> list[str]:
@@ -57,13 +74,14 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     sweep_dir = Path(sweep_dir)
     records = rank_records(load_records(sweep_dir))
     metrics = _metric_columns(records)
-    fixed = ["rank", "dir", "status", "error", "overrides", "monitor", "objective", "wall_s"]
+    fixed = ["rank", "dir", "status", "error", "overrides", "monitor", "objective", "pruned_after_epoch", "wall_s"]
     rows = []
     for i, r in enumerate(records, 1):
         row = {
             "rank": i, "dir": r["dir"], "status": r.get("status"), "error": r.get("error") or "",
             "overrides": " ".join(r.get("overrides") or []), "monitor": r.get("monitor") or "",
             "objective": r.get("objective"), "wall_s": r.get("wall_s"),
+            "pruned_after_epoch": int(r["pruned"]["epoch"]) + 1 if r.get("pruned") else None,
         }
         row.update({m: (r.get("metrics") or {}).get(m) for m in metrics})
         rows.append(row)
@@ -80,14 +98,17 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     header = ["#", "job", "status", "overrides", "objective", *shown, "wall s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, r in zip(rows, records):
-        status = row["status"] if row["status"] == "ok" else f"{row['status']}: {row['error']}"
+        status = row["status"] if row["status"] == "ok" else pruned_at(r) if row["status"] == "pruned" else \
+            f"{row['status']}: {row['error']}"
         own = " ".join(o for o in r.get("overrides") or [] if o not in common)
         cells = [row["rank"], row["dir"], status, own, _fmt(row["objective"]),
                  *[_fmt(row[m]) for m in shown], _fmt(row["wall_s"])]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     monitor = next((r["monitor"] for r in rows if r["monitor"]), "the monitored metric")
     shared = " ".join(o for o in (known[0].get("overrides") or []) if o in common) if known else ""
-    title = (f"# Sweep {sweep_dir}\n\n{len(rows)} jobs, best {monitor} first."
+    pruned = sum(r["status"] == "pruned" for r in rows)
+    ranked = f", then the {pruned} pruned trials (the furthest first)" if pruned else ""
+    title = (f"# Sweep {sweep_dir}\n\n{len(rows)} jobs, best {monitor} first{ranked}."
              f"\n\nEvery job: `{shared or '(no common overrides)'}`\n\n")
     write_text_atomic(sweep_dir / "summary.md", title + "\n".join(lines) + "\n")
     return rows
