@@ -413,22 +413,22 @@ def test_models_take_what_they_need_from_the_data(tmp_path):
 
 
 def test_a_plain_datamodule_of_the_users_own_runs_evaluates_predicts_and_exports(tmp_path):
-    """examples/two_moons.py: DataLoaders over TensorDatasets, nothing of this project, the contract declared."""
+    """docs/examples/two_moons.py: DataLoaders over TensorDatasets, nothing of this project, the contract declared."""
     metrics = pipeline.fit_and_test(compose_run(["model=mlp", "data=two_moons", *FAST], tmp_path / "run"))
     assert metrics["test/acc"] > 0.8, metrics
     events = EventAccumulator(str(tmp_path / "run"), size_guidance={"images": 0})
     events.Reload()
     assert {"val/decision_boundary", "val/confusion_matrix", "test/decision_boundary"} <= set(events.Tags()["images"])
     best = metrics["best_model_path"]
-    with pytest.raises(ConfigError, match=r"names data._target_=examples.two_moons.TwoMoons, which this project does "
-                                          r"not build from a file .* trusted_packages=\[examples\]"):
+    with pytest.raises(ConfigError, match=r"names data._target_=docs.examples.two_moons.TwoMoons, which this project does "
+                                          r"not build from a file .* trusted_packages=\[docs\]"):
         pipeline.evaluate(compose_run([f"ckpt_path={best}"], tmp_path / "refused", config_name="evaluate"))
-    trusted = "trusted_packages=[examples]"
+    trusted = "trusted_packages=[docs]"
     evaluated = pipeline.evaluate(compose_run([f"ckpt_path={best}", trusted], tmp_path / "eval", config_name="evaluate"))
     assert evaluated["test/acc"] == metrics["test/acc"]
     out = pipeline.predict(compose_run([f"ckpt_path={best}", trusted, "split=val"], tmp_path / "predict",
                                        config_name="predict"))
     rows = rows_of(out)
     assert len(rows) == 200 and {r["target"] for r in rows} == {"upper", "lower"}
-    export(best, tmp_path / "export", ["examples"])
+    export(best, tmp_path / "export", ["docs"])
     assert json.loads((tmp_path / "export" / "export.json").read_text())["output"].startswith("one logit per sample")
