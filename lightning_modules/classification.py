@@ -52,7 +52,7 @@ class ClassificationModule(TaskModule):
         loss, preds = self.loss_and_preds(self(x), y)
         self.log_loss(stage, loss, len(y))
         accuracy = getattr(self, f"{stage}_acc")
-        accuracy.update(preds, y)
+        self.update_metric(stage, accuracy, preds, y)
         self.log_metric(stage, "acc", accuracy)
         return loss, preds
 
