@@ -79,6 +79,13 @@ class ClassificationModule:  # lightning_modules.ClassificationModule
     label_smoothing: float = 0.0
     scheduler_interval: Literal["epoch", "step"] = "epoch"
     torch_compile: bool = False
+    tta: Obj = None
+
+
+@dataclass
+class TestTimeAugmentation:  # lightning_modules.tta.TestTimeAugmentation (model.tta)
+    flip: bool = True
+    translate: int = 0
 
 
 @dataclass
@@ -120,6 +127,8 @@ class VGGNet:
     channels_last: bool = False
     flip_tta: bool = False
     pool_first: bool = False
+    space_to_depth: int = 1
+    whitening_kernel: int = 0
 
 
 @dataclass
@@ -257,6 +266,7 @@ class BatchAugment:
     hflip_p: float = 0.0
     erasing_p: float = 0.0
     erasing_scale: list[float] = dataclasses.field(default_factory=lambda: [0.02, 0.2])
+    alternate_flip: bool = False
 
 
 # ``_target_`` (as the configs spell it) -> its schema.
@@ -265,6 +275,7 @@ SCHEMAS: dict[str, type] = {
     "lightning_modules.ClassificationModule": ClassificationModule,
     "lightning_modules.RegressionModule": RegressionModule,
     "lightning_modules.ManualBackpropRegression": ManualBackpropRegression,
+    "lightning_modules.tta.TestTimeAugmentation": TestTimeAugmentation,
     "lightning_modules.nets.LeNet": LeNet,
     "lightning_modules.nets.VGGNet": VGGNet,
     "lightning_modules.nets.MLP": MLP,

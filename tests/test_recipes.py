@@ -56,6 +56,7 @@ def test_augmentation_runs_in_training_only(fake_fashion, tmp_path):
 
     class FakeTrainer:
         training = False
+        current_epoch = 0
 
     dm.trainer = FakeTrainer()
     clean = dm.on_after_batch_transfer((x, y), 0)[0]
