@@ -133,3 +133,13 @@ def test_alternate_flip_shows_every_image_both_ways_in_two_epochs():
     assert torch.equal(BatchAugment(hflip_p=0.5).prepare(x), x), "random flips store the images as they are"
     with pytest.raises(ValueError, match="alternate_flip"):
         BatchAugment(hflip_p=0.5, alternate_flip=True)
+
+
+def test_whitening_fits_in_float32_under_mixed_precision():
+    layer = PatchWhitening(in_channels=4, kernel_size=2, eps=1e-8).train()
+    x = images(c=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layer(x)
+    reference = PatchWhitening(in_channels=4, kernel_size=2, eps=1e-8).train()
+    reference(x)
+    assert torch.allclose(layer.weight, reference.weight, atol=1e-4)

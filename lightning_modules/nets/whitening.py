@@ -39,7 +39,12 @@ class PatchWhitening(nn.Module):
 
     @torch.no_grad()
     def fit(self, x: Tensor) -> None:
-        """Set the filters from the patches of ``x`` (N, C, H, W)."""
+        """Set the filters from the patches of ``x`` (N, C, H, W), in float32 (under mixed
+        precision too: a bf16 covariance would not whiten)."""
+        with torch.autocast(x.device.type, enabled=False):
+            self._fit(x)
+
+    def _fit(self, x: Tensor) -> None:
         rows = patches(x, self.kernel_size)
         rows = rows - rows.mean(dim=0)
         covariance = rows.T @ rows / len(rows)
