@@ -127,8 +127,18 @@ class VGGNet:
     channels_last: bool = False
     flip_tta: bool = False
     pool_first: bool = False
+
+
+@dataclass
+class AirbenchNet:
+    in_channels: int = 1
+    num_classes: int = 10
+    widths: list[int] = dataclasses.field(default_factory=lambda: [24, 48, 96])
+    depth: int = 2
+    whitening_kernel: int = 2
     space_to_depth: int = 1
-    whitening_kernel: int = 0
+    image_size: int = 28
+    channels_last: bool = False
 
 
 @dataclass
@@ -278,6 +288,7 @@ SCHEMAS: dict[str, type] = {
     "lightning_modules.tta.TestTimeAugmentation": TestTimeAugmentation,
     "lightning_modules.nets.LeNet": LeNet,
     "lightning_modules.nets.VGGNet": VGGNet,
+    "lightning_modules.nets.AirbenchNet": AirbenchNet,
     "lightning_modules.nets.MLP": MLP,
     "lightning_modules.nets.SimpleClassifier": SimpleClassifier,
     "lightning_modules.nets.LinearRegressor": LinearRegressor,

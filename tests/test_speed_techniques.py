@@ -9,7 +9,7 @@ from functools import partial
 
 from datamodules.augment import BatchAugment
 from lightning_modules import ClassificationModule
-from lightning_modules.nets import VGGNet
+from lightning_modules.nets import AirbenchNet, VGGNet
 from lightning_modules.nets.whitening import PatchWhitening, patches
 from lightning_modules.tta import TestTimeAugmentation, shift
 
@@ -51,23 +51,33 @@ def test_whitening_fits_once_in_training_and_is_kept_in_the_state_dict():
     assert loaded.fitted and torch.equal(loaded.weight, fitted), "a loaded (or resumed) layer never refits"
 
 
-# ---- space-to-depth and the whitening stem in VGGNet --------------------------------------------
+# ---- AirbenchNet: space-to-depth, the whitening stem, conv groups -------------------------------
 
-def test_vggnet_space_to_depth_and_whitening_stem():
-    net = VGGNet(channels=[8, 16], convs=[1, 1], pool_first=True, space_to_depth=2, whitening_kernel=2,
-                 channels_last=True)
+def test_airbench_net_space_to_depth_and_whitening_stem():
+    net = AirbenchNet(widths=[8, 16], depth=1, space_to_depth=2, whitening_kernel=2, channels_last=True)
     x = torch.randn(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     assert net(x).shape == (4, 10)
     whitening = net.stem[1]
     assert isinstance(whitening, PatchWhitening) and whitening.fitted
     assert whitening.weight.shape == (32, 4, 2, 2), "2x2 patches of the 14x14x4 space-to-depth image"
-    assert net.features[0].in_channels == 32
+    assert net.groups[0][0].in_channels == 32
     unshuffled = net.stem[0](x)
     assert unshuffled.shape == (4, 4, 14, 14)
     assert torch.equal(torch.nn.functional.pixel_shuffle(unshuffled, 2), x), "space-to-depth loses nothing"
-    assert VGGNet(channels=[8], convs=[1], space_to_depth=2).features[0].in_channels == 4
+    assert AirbenchNet(widths=[8], whitening_kernel=0).groups[0][0].in_channels == 1
     with pytest.raises(ValueError, match="space_to_depth"):
-        VGGNet(space_to_depth=3)
+        AirbenchNet(space_to_depth=3)
+
+
+def test_airbench_conv_group_pools_after_its_first_conv():
+    net = AirbenchNet(widths=[8, 16], depth=2, whitening_kernel=2)
+    kinds = [type(m).__name__ for m in net.groups[0]]
+    assert kinds == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU"]
+    sizes = []
+    for group in net.groups:
+        group.register_forward_hook(lambda module, args, out: sizes.append(tuple(out.shape[1:])))
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert sizes == [(8, 13, 13), (16, 6, 6)], "27x27 after the 2x2 whitening, halved by each group"
 
 
 # ---- test-time augmentation ---------------------------------------------------------------------

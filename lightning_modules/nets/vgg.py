@@ -3,8 +3,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lightning_modules.nets.whitening import PatchWhitening
-
 
 class VGGNet(nn.Module):
     """VGG-style CNN with a conv count per stage: each stage is (conv 3x3 -> BatchNorm -> ReLU)
@@ -19,12 +17,6 @@ class VGGNet(nn.Module):
     ``channels_last`` stores the conv weights in NHWC, which oneDNN (CPU) and cuDNN (GPU) run
     faster; pair it with ``data.channels_last=true`` so the batches are NHWC too. It survives
     ``.to(device)`` and checkpoint loading (``load_state_dict`` copies into the NHWC tensors).
-
-    Two stems make the first stage cheap on a CPU, where the elementwise work (BatchNorm, ReLU,
-    pooling) at full resolution costs more than the convs: ``space_to_depth`` = s folds each
-    s x s block of pixels into channels (``nn.PixelUnshuffle``: lossless; the first conv then
-    sees 3s x 3s pixels at stride s), and ``whitening_kernel`` = k puts a frozen k x k
-    patch-whitening layer and a ReLU before the stages (``PatchWhitening``).
     """
 
     def __init__(
@@ -39,26 +31,13 @@ class VGGNet(nn.Module):
         channels_last: bool = False,
         flip_tta: bool = False,
         pool_first: bool = False,
-        space_to_depth: int = 1,
-        whitening_kernel: int = 0,
     ):
         super().__init__()
         if len(channels) != len(convs):
             raise ValueError(f"channels {list(channels)} and convs {list(convs)} differ in length")
-        if space_to_depth < 1 or image_size % space_to_depth:
-            raise ValueError(f"space_to_depth must be >= 1 and divide image_size {image_size}, got {space_to_depth}")
         self.input_shape = (in_channels, image_size, image_size)
-        self.channels_last = channels_last
-        prev = in_channels
-        stem: list[nn.Module] = []
-        if space_to_depth > 1:
-            stem.append(nn.PixelUnshuffle(space_to_depth))
-            prev *= space_to_depth**2
-        if whitening_kernel:
-            stem += [PatchWhitening(prev, whitening_kernel), nn.ReLU(inplace=True)]
-            prev = stem[-2].out_channels
-        self.stem = nn.Sequential(*stem)
         layers: list[nn.Module] = []
+        prev = in_channels
         for width, count in zip(channels, convs):
             for k in range(count):
                 layers.append(nn.Conv2d(prev, width, 3, padding=1, bias=False))
@@ -80,9 +59,6 @@ class VGGNet(nn.Module):
             self.to(memory_format=torch.channels_last)
 
     def forward(self, x):
-        x = self.stem(x)
-        if self.channels_last:  # PixelUnshuffle gives NCHW
-            x = x.contiguous(memory_format=torch.channels_last)
         logits = self.head(self.features(x))
         if self.flip_tta and not self.training:
             logits = (logits + self.head(self.features(x.flip(-1)))) / 2
