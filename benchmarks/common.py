@@ -4,6 +4,7 @@ epoch of the framework (``experiments.pipeline.fit_and_test``) or of the plain l
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import statistics
@@ -109,6 +110,12 @@ class PlainSetup:
         self.eval_batch_size = self.datamodule.eval_batch_size
         self.augment = getattr(self.datamodule, "augment", None)  # training batches only
         self.epochs = int(cfg.trainer.max_epochs)
+        # the test's test-time augmentation (model.tta), as the task applies it
+        self.tta = instantiate(cfg.model.tta) if cfg.model.get("tta") else None
+
+    def augment_for(self, epoch: int):
+        """The training batches' augmentation in ``epoch`` (alternating flips depend on it), or None."""
+        return None if self.augment is None else functools.partial(self.augment, epoch=epoch)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         # The data module's own per-batch step (Fashion-MNIST: uint8 -> normalised float).

@@ -28,7 +28,9 @@ CASES: dict[str, list[str]] = {
                  "trainer.enable_model_summary=false"],
 }
 TARGET_CASES = ("cnn", "mlp")
-TARGET_RATIO = 1.10
+# Issue 21: the framework within 3% of bare Lightning (the median of their pair ratios): Lightning's
+# own loop is the floor of any framework built on it; what this project adds must stay small.
+TARGET_RATIO = 1.03
 
 
 def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, log=print) -> list[dict[str, Any]]:
@@ -72,10 +74,14 @@ def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, l
             # bare Lightning (benchmarks.common.lightning_epoch_of) over the plain loop, pair by pair
             "lightning_ratio_pairs_median": median([b["epoch_s"] / p["epoch_s"] for p, b in zip(plain, bare)])
             if bare else None,
+            # the framework over bare Lightning, pair by pair: this project's own share
+            "over_lightning_pairs_median": median([f["epoch_s"] / b["epoch_s"] for f, b in zip(framework, bare)])
+            if bare else None,
             "target_ratio": TARGET_RATIO if name in TARGET_CASES else None,
-            # Judged on the pair ratio: on a VM whose speed drifts by a third within minutes, the
+            # Judged on pair ratios: on a VM whose speed drifts by a third within minutes, the
             # ratio of medians follows whichever side the drift hit (1.02 in one run, 1.41 in another).
-            "ok": median(pair_ratios) <= TARGET_RATIO if name in TARGET_CASES else None,
+            "ok": median([f["epoch_s"] / b["epoch_s"] for f, b in zip(framework, bare)]) <= TARGET_RATIO
+            if bare else None,
             "plain_all_s": [x["epoch_s"] for x in plain],
             "framework_all_s": [x["epoch_s"] for x in framework],
             "lightning_all_s": [x["epoch_s"] for x in bare],

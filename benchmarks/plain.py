@@ -74,8 +74,10 @@ def evaluate(
     batch_size: int,
     transform: Callable[[Tensor], Tensor],
     predict: Callable[[Tensor], Tensor] | None,
+    tta: Callable[[nn.Module, Tensor], Tensor] | None = None,
 ) -> float | None:
-    """Mean loss and accuracy over a split, in eval mode; returns the accuracy (None without ``predict``)."""
+    """Mean loss and accuracy over a split, in eval mode; returns the accuracy (None without
+    ``predict``). ``tta(net, x)``, when given, stands for ``net(x)`` (test-time augmentation)."""
     net.eval()
     x_all, y_all = split
     total = torch.zeros((), device=x_all.device)
@@ -83,7 +85,7 @@ def evaluate(
     with torch.no_grad():
         for i in range(0, len(x_all), batch_size):
             x, y = transform(x_all[i : i + batch_size]), y_all[i : i + batch_size]
-            out = net(x)
+            out = net(x) if tta is None else tta(net, x)
             total += loss_fn(out, y) * len(y)
             if predict is not None:
                 correct += (predict(out) == y).sum()

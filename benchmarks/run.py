@@ -5,6 +5,7 @@ sweep launchers, Optuna pruning.
     python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
     python benchmarks/run.py --only overhead,startup --repeats 5
     python benchmarks/run.py --only tta --recipes fashion_fast
+    python benchmarks/run.py --only tta --recipes fashion_fast,fashion_best --seeds 3   # the seed table
     python benchmarks/run.py --only pictures          # the TensorBoard pictures' share of a run
     python benchmarks/run.py --only sweeps            # a sweep of short jobs: joblib vs parallel launcher
     python benchmarks/run.py --only pruning           # a Fashion-MNIST search with and without pruning (~15 min)
@@ -82,21 +83,41 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                  fmt(r["framework_epoch_s"]), fmt(r["ratio"], 3), fmt(r.get("ratio_pairs_median"), 3),
                  fmt(r.get("ratio_of_minimums"), 3), fmt(r["train_ratio"], 3),
                  fmt(r.get("lightning_ratio_pairs_median"), 3), fmt(r.get("lightning_ratio_of_minimums"), 3),
-                 f"{r['repeats']}", fmt(r["ok"])] for r in results["overhead"]]
+                 fmt(r.get("over_lightning_pairs_median"), 3), f"{r['repeats']}", fmt(r["ok"])]
+                for r in results["overhead"]]
         out.append(("Framework overhead: one Fashion-MNIST epoch (train + validation), median",
                     ["case", "config", "batch", "steps", "plain s", "framework s", "ratio", "pair ratio",
                      "ratio of minimums", "train-only ratio", "bare Lightning: pair ratio",
-                     "bare Lightning: ratio of minimums", "repeats", "pair ratio <= 1.10"], rows))
+                     "bare Lightning: ratio of minimums", "framework over bare Lightning: pair ratio", "repeats",
+                     "framework within 3% of bare Lightning"], rows))
     if "tta" in results:
-        rows = [[r["command"], fmt(r["wall_s"], 1), fmt(r.get("framework_fit_s"), 1), fmt(r.get("plain_fit_s"), 1),
-                 fmt(r.get("fit_ratio"), 2), fmt(r.get("train_acc"), pct=True), fmt(r["test_acc"], pct=True),
-                 fmt(r.get("plain_test_acc"), pct=True),
-                 fmt(r["target_acc"], pct=True), fmt(r["budget_s"], 0), fmt(r["val_target_reached_s"], 1),
-                 str(r["epochs"]), fmt(r["ok"])]
+        rows = [[r["command"], fmt(r["wall_s"], 1), fmt(r.get("reference_epoch_s"), 2),
+                 fmt(r.get("wall_reference_epochs"), 1), fmt(r.get("framework_fit_s"), 1),
+                 fmt(r.get("plain_fit_s"), 1), fmt(r.get("fit_ratio"), 2), fmt(r.get("train_acc"), pct=True),
+                 fmt(r["test_acc"], pct=True), fmt(r.get("plain_test_acc"), pct=True), fmt(r["target_acc"], pct=True),
+                 fmt(r.get("budget_reference_epochs"), 0), fmt(r["val_target_reached_s"], 1), str(r["epochs"]),
+                 fmt(r["ok"])]
                 for r in results["tta"]]
-        out.append(("Time to accuracy: the whole command, start-up and test included; the plain loop on the same recipe",
-                    ["command", "wall s", "fit+test s", "plain fit+test s", "ratio", "train acc", "test acc", "plain test acc",
-                     "target", "budget s", "val >= target at s", "epochs", "met"], rows))
+        out.append(("Time to accuracy: the whole command, start-up and test included, in seconds and in reference "
+                    "epochs (timed just before it); the plain loop on the same recipe",
+                    ["command", "wall s", "reference epoch s", "wall in reference epochs", "fit+test s",
+                     "plain fit+test s", "ratio", "train acc", "test acc", "plain test acc", "target",
+                     "budget (reference epochs)", "val >= target at s", "epochs", "met"], rows))
+        from benchmarks.time_to_accuracy import seed_summary
+
+        summary = seed_summary(results["tta"])
+        if summary:
+            rows = [[r["recipe"], ", ".join(str(s) for s in r["seeds"]),
+                     ", ".join(fmt(a, pct=True) for a in r["test_accs"]), fmt(r["mean_acc"], pct=True),
+                     fmt(r["min_acc"], pct=True), fmt(r["mean_reference_epochs"], 1),
+                     fmt(r["max_reference_epochs"], 1),
+                     f"first >= {fmt(r['target_acc'], pct=True)}"
+                     + (f", mean >= {fmt(r['target_mean_acc'], pct=True)}" if r["target_mean_acc"] else "")
+                     + f", none < {fmt(r['target_min_acc'], pct=True)}, <= {fmt(r['budget_reference_epochs'], 0)} "
+                     "reference epochs", fmt(r["ok"])] for r in summary]
+            out.append(("Seeds: test accuracy of each seed, and the commands' reference epochs",
+                        ["recipe", "seeds", "test acc", "mean", "lowest", "mean reference epochs",
+                         "most reference epochs", "target", "met"], rows))
     if "startup" in results:
         rows = [[r["command"], fmt(r["wall_s"]), str(r["repeats"])] for r in results["startup"]]
         out.append(("Start-up: wall time of the command, median", ["command", "wall s", "repeats"], rows))
@@ -140,6 +161,10 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     return out
 
 
+def load_text(load) -> str:
+    return "-" if not load else ", ".join(f"{x:.2f}" for x in load)
+
+
 def to_markdown(results: dict, args: argparse.Namespace, published: bool = False) -> str:
     """The tables as markdown: of one run, or (``published``) of the record in RESULTS.md."""
     m = results["machine"]
@@ -154,12 +179,16 @@ def to_markdown(results: dict, args: argparse.Namespace, published: bool = False
         f"Python {m['python']}, torch {m['torch']}, Lightning {m['lightning']}; device `{args.device}`.",
         "",
         *([f"Note: {results['note']}", ""] if results.get("note") else []),
+        *([f"Load average (1, 5, 15 min) at the start {load_text(results['load_start'])}, at the end "
+           f"{load_text(results.get('load_end'))}: other work on the machine slows what is timed.", ""]
+          if results.get("load_start") else []),
         *(["Regenerate: `python benchmarks/run.py --publish` (all sections, about 20 min) or `python benchmarks/run.py "
            "--only overhead,startup --repeats 5 --publish`; every figure is also in `benchmarks/results/latest.json`.",
            ""] if published else []),
     ]
     names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures", "Sweep", "Pruning"),
                      SECTIONS))
+    names["Seeds"] = "tta"
     for title, header, rows in tables(results):
         section = next(v for k, v in names.items() if title.startswith(k))
         if section in results.get("carried", {}):
@@ -182,6 +211,14 @@ def to_markdown(results: dict, args: argparse.Namespace, published: bool = False
             "with the other two: the part of the ratio that is Lightning's own loop.",
             "",
         ]
+    if "tta" in results:
+        lines += [
+            "A *reference epoch* (`benchmarks/reference.py`) is one epoch of a plain-PyTorch LeNet (the net of "
+            "`model=cnn`), SGD, batch 128, the 55,000 training images as whole-tensor batches, no framework, the "
+            "best of 2, timed just before each command: this machine's speed moves by 1.5x between days and within "
+            "minutes, so the targets are set in these units.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -196,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipes", default="fashion_seed,fashion_fast,fashion_best",
                         help="time-to-accuracy recipes (conf/experiment/ names)")
     parser.add_argument("--cases", default="cnn,mlp", help="overhead cases")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="run each time-to-accuracy recipe with this many seeds (the config's seed and the "
+                             "next ones) and add a table of them")
     parser.add_argument("--no-plain-tta", action="store_true",
                         help="skip the plain-loop baseline of each time-to-accuracy recipe (it takes as long again)")
     parser.add_argument("--max-size", type=float, default=None, help="largest scaling size, e.g. 1e5")
@@ -232,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     if "overhead" in sections and unknown:
         parser.error(f"unknown overhead case(s) {unknown}; choose from {', '.join(CASES)}")
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     max_size = int(args.max_size) if args.max_size else None
     if args.quick:
         if args.only == parser.get_default("only"):
@@ -249,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda msg: console.log(msg)  # noqa: E731
     results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
                      "machine": machine(), "device": args.device, "note": args.note,
-                     "env": USER_ENV}
+                     "env": USER_ENV, "load_start": os.getloadavg()}
     started = time.perf_counter()
     if "overhead" in sections:
         from benchmarks import overhead
@@ -270,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = device_overrides(args.device) if args.device == "cuda" else []
         extra += [f"trainer.precision={args.precision}"] if args.precision else []
         results["tta"] = time_to_accuracy.run(recipes, extra, plain=not (args.quick or args.no_plain_tta),
-                                              device=args.device, log=log)
+                                              device=args.device, log=log, seeds=args.seeds)
     if "compile" in sections:
         from benchmarks import compile as compile_section
 
@@ -288,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results["pruning"] = pruning.run(args.repeats or 1, log=log)
     results["bench_wall_s"] = time.perf_counter() - started
+    results["load_end"] = os.getloadavg()
     ran = [s for s in SECTIONS if s in results]
     results["sections_run"] = ran
 

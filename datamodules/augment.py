@@ -71,25 +71,46 @@ def random_erasing(
 
 
 class BatchAugment:
-    """The training-time augmentation pipeline of an image data module (set in ``conf/data/``)."""
+    """The training-time augmentation pipeline of an image data module (set in ``conf/data/``).
+
+    ``alternate_flip`` (instead of ``hflip_p``) mirrors each image in every other epoch, as the
+    CIFAR-10 speed records do (KellerJordan/cifar10-airbench): ``prepare`` mirrors a random half
+    of the stored training images once, and odd epochs mirror whole batches, so that every
+    image is seen both ways in any two epochs in a row (random flips repeat a view half the time).
+    """
 
     def __init__(self, crop_padding: int = 0, hflip_p: float = 0.0, erasing_p: float = 0.0,
-                 erasing_scale: tuple[float, float] = (0.02, 0.2)):
+                 erasing_scale: tuple[float, float] = (0.02, 0.2), alternate_flip: bool = False):
         for name, p in (("hflip_p", hflip_p), ("erasing_p", erasing_p)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
         if crop_padding < 0:
             raise ValueError(f"crop_padding must be >= 0, got {crop_padding}")
+        if alternate_flip and hflip_p:
+            raise ValueError(f"alternate_flip mirrors every image in every other epoch: set hflip_p=0 "
+                             f"(random mirroring) with it, got hflip_p={hflip_p}")
         self.crop_padding = crop_padding
         self.hflip_p = hflip_p
         self.erasing_p = erasing_p
         self.erasing_scale = tuple(erasing_scale)
+        self.alternate_flip = alternate_flip
 
-    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def prepare(self, train_images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The training images as the data module should store them: with ``alternate_flip``, a
+        random half of them mirrored (the ``generator``'s draw, else the global RNG's)."""
+        if not self.alternate_flip:
+            return train_images
+        mirrored = (torch.rand(len(train_images), generator=generator) < 0.5).to(train_images.device)
+        return torch.where(mirrored[:, None, None, None], train_images.flip(-1), train_images)
+
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None, epoch: int = 0) -> Tensor:
         x = random_crop(x, self.crop_padding, generator)
-        x = random_hflip(x, self.hflip_p, generator)
+        if self.alternate_flip:
+            x = x.flip(-1) if epoch % 2 else x
+        else:
+            x = random_hflip(x, self.hflip_p, generator)
         return random_erasing(x, self.erasing_p, scale=self.erasing_scale, generator=generator)
 
     def __repr__(self) -> str:
         return (f"BatchAugment(crop_padding={self.crop_padding}, hflip_p={self.hflip_p}, "
-                f"erasing_p={self.erasing_p})")
+                f"erasing_p={self.erasing_p}, alternate_flip={self.alternate_flip})")

@@ -114,7 +114,8 @@ class FashionMNISTDataModule(ImageDataModule):
         x, y = train.data.unsqueeze(1).contiguous(), train.targets
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
-        splits = {"train": (x[train_idx], y[train_idx]), "test": (test.data.unsqueeze(1).contiguous(), test.targets)}
+        train_x = x[train_idx] if self.augment is None else self.augment.prepare(x[train_idx])
+        splits = {"train": (train_x, y[train_idx]), "test": (test.data.unsqueeze(1).contiguous(), test.targets)}
         # Without a val split, validate on test: say so rather than hide it.
         splits["val"] = (x[val_idx], y[val_idx]) if self.val_size else splits["test"]
         return splits

@@ -35,5 +35,5 @@ class ImageDataModule(InMemoryDataModule):
         if x.dtype == torch.uint8:
             x = self.normalize(x)
             if self.augment is not None and self.trainer is not None and self.trainer.training:
-                x = self.augment(x)
+                x = self.augment(x, epoch=self.trainer.current_epoch)
         return (x, y, *batch[2:])

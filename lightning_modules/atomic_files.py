@@ -24,3 +24,17 @@ def write_atomic(path: str | Path, data: bytes | memoryview, durable: bool = Fal
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def link_atomic(source: str | Path, path: str | Path) -> bool:
+    """``path`` made a hard link to ``source`` (the same bytes, not written again), replacing
+    ``path`` atomically; False where the file system has no hard links (then write it instead)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+    return True

@@ -7,6 +7,7 @@ from torchmetrics.classification import Accuracy
 
 from lightning_modules.task import TaskModule
 from lightning_modules.task_table import CLASSIFICATION
+from lightning_modules.tta import TestTimeAugmentation
 
 
 class ClassificationModule(TaskModule):
@@ -14,16 +15,20 @@ class ClassificationModule(TaskModule):
     and the loss is ``BCEWithLogits`` (the XOR tutorial's setting).
 
     Logs ``{train,val,test}/loss`` and ``/acc``, ``train/loss_step`` and ``val/acc_best``.
+    ``tta`` (lightning_modules/tta.py) averages the logits over views of each image in the test
+    and in predictions; validation during training stays one pass.
     """
 
     task = CLASSIFICATION
 
     def __init__(self, net, optimizer, scheduler=None, num_classes: int = 10, label_smoothing: float = 0.0,
-                 scheduler_interval: str = "epoch", torch_compile: bool = False, metrics=None):
+                 scheduler_interval: str = "epoch", torch_compile: bool = False, metrics=None,
+                 tta: TestTimeAugmentation | None = None):
         super().__init__(net, optimizer, scheduler, scheduler_interval, torch_compile, metrics)
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "metrics"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "metrics", "tta"], logger=False)
+        self.tta = tta
         self.binary = num_classes == 2
         self.num_outputs = 1 if self.binary else num_classes
         self.label_smoothing = label_smoothing
@@ -51,11 +56,11 @@ class ClassificationModule(TaskModule):
 
     def step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch[0], batch[1]
-        logits = self(x)
+        logits = self.tta(self.net, x) if stage == "test" and self.tta is not None else self(x)
         loss, preds = self.loss_and_preds(logits, y)
         self.log_loss(stage, loss, len(y))
         accuracy = getattr(self, f"{stage}_acc")
-        accuracy.update(preds, y)
+        self.update_metric(stage, accuracy, preds, y)
         self.log_metric(stage, "acc", accuracy)
         if self.metric_specs:
             logits = logits.detach()
@@ -68,7 +73,7 @@ class ClassificationModule(TaskModule):
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities, one column per class (two for a binary task)."""
-        logits = self(x)
+        logits = self(x) if self.tta is None else self.tta(self.net, x)
         if self.binary:
             p1 = torch.sigmoid(logits.squeeze(-1))
             return torch.stack([1 - p1, p1], dim=-1)

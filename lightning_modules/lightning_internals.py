@@ -1,7 +1,7 @@
 """The one place this project reads Lightning's internals. Lightning 2.6.6;
 tests/test_lightning_internals.py fails when what is read here changes.
 
-Two for speed, each worth a few percent of a small model's step on a CPU (benchmarks/overhead.py):
+Three for speed, each worth a few percent of a small model's step or epoch on a CPU (benchmarks/overhead.py):
 
 - ``logs_this_step``: a ``self.log`` call costs as much Python as a small model's whole training
   step (Lightning's result collection moves the entry's state to the value's device at every
@@ -11,6 +11,10 @@ Two for speed, each worth a few percent of a small model's step on a CPU (benchm
 - ``QuickHookName``: around each of the dozens of hooks it calls per training step, Lightning
   sets ``pl_module._current_fx_name`` twice, and ``nn.Module.__setattr__`` asks each time whether
   the value is a parameter, buffer or submodule (a string never is).
+- ``validating_at_epoch_end``: whether the validation now ending ran at the end of the training
+  epoch (so the epoch's end comes next), read from the epoch loop's batch progress as Lightning's
+  own ModelCheckpoint reads it: ``BestAndLastCheckpoint`` then writes last.ckpt once, at the
+  epoch's end, instead of at both.
 
 One for resuming: ``open_csv_writer`` tells whether a CSVLogger has opened its metrics file
 (lightning_modules/loggers.py keeps a resumed run's rows, which Lightning's would delete).
@@ -42,3 +46,8 @@ class QuickHookName:
 def open_csv_writer(logger: Any) -> Any | None:
     """A CSVLogger's writer if it has made it (None before its first use)."""
     return logger._experiment
+
+
+def validating_at_epoch_end(trainer: Trainer) -> bool:
+    """Whether the validation running in fit came after the training epoch's last batch."""
+    return bool(getattr(trainer.fit_loop.epoch_loop.batch_progress, "is_last_batch", False))

@@ -73,7 +73,7 @@ class ManualBackpropRegression(RegressionModule):
             self.step_scheduler()
         self.log_loss("train", loss, len(y))
         for metric in self.train_metrics().values():  # logged at the epoch's end (on_train_epoch_end)
-            metric.update(preds, y)
+            self.update_metric("train", metric, preds, y)
         return loss
 
     def on_train_epoch_end(self) -> None:

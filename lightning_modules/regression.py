@@ -43,7 +43,7 @@ class RegressionModule(TaskModule):
         preds = preds.detach()
         for name in self.metric_names:
             metric = getattr(self, f"{stage}_{name}")
-            metric.update(preds, y)
+            self.update_metric(stage, metric, preds, y)
             self.log_metric(stage, name, metric)
         self.update_config_metrics(stage, preds, y)
         return loss, preds

@@ -3,9 +3,9 @@ logged per step and per epoch, optimizer/scheduler built from Hydra partials, an
 resolved config stored in each checkpoint.
 
 A task (classification.py, regression.py) implements ``step(batch, stage)``: the batch's loss
-and predictions, logged for ``stage`` (``train``, ``val`` or ``test``) with ``log_loss`` and
-``log_metric``; ``train_metrics()`` names its training metrics, logged at each epoch's end.
-Besides its own metrics a task logs those of the config's ``metrics`` (torchmetrics by
+and predictions, logged for ``stage`` (``train``, ``val`` or ``test``) with ``update_metric``,
+``log_loss`` and ``log_metric``; ``train_metrics()`` names its training metrics, logged at each
+epoch's end. Besides its own metrics a task logs those of the config's ``metrics`` (torchmetrics by
 ``_target_``: ``{f1: {_target_: torchmetrics.F1Score, _partial_: true}}``), under the same names
 for each stage; task_table.py names them all for the configs' checks.
 
@@ -91,6 +91,8 @@ class TaskModule(QuickHookName, LightningModule):
         self.net_compiled = False
         # "disable": no NaN check at each step (on a GPU, a wait for it); RunGuard stops at a NaN loss.
         self.train_loss = MeanMetric(nan_strategy="disable")
+        # id(metric) -> (metric, each training step's inputs), applied at the epoch's end (update_metric)
+        self.pending_updates: dict[int, tuple[Metric, list[tuple[torch.Tensor, ...]]]] = {}
         # The run's resolved config (plain dicts/lists/scalars), saved in every checkpoint so
         # that evaluation can rebuild exactly this model; set by the pipeline.
         self.run_config: dict | None = None
@@ -111,7 +113,7 @@ class TaskModule(QuickHookName, LightningModule):
     def update_config_metrics(self, stage: str, preds: torch.Tensor, target: torch.Tensor) -> None:
         for name in self.metric_specs:
             metric = self.config_metrics[f"{stage}_{name}"]
-            metric.update(preds, target)
+            self.update_metric(stage, metric, preds, target)
             self.log_metric(stage, name, metric)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,6 +155,20 @@ class TaskModule(QuickHookName, LightningModule):
     # end: a self.log call costs as much Python as a small model's whole step
     # (benchmarks/overhead.py; lightning_modules/lightning_internals.py).
 
+    def update_metric(self, stage: str, metric: Metric, *inputs: torch.Tensor) -> None:
+        """``metric.update(*inputs)``; for a training metric at the epoch's end: the steps' inputs
+        (a batch's predictions and targets, a few KB) are kept and given to it in one update, as
+        each torchmetrics update costs Python time comparable to a share of a small model's step."""
+        if stage == "train":
+            self.pending_updates.setdefault(id(metric), (metric, []))[1].append(inputs)
+        else:
+            metric.update(*inputs)
+
+    def apply_pending_updates(self) -> None:
+        for metric, steps in self.pending_updates.values():
+            metric.update(*(torch.cat(parts) for parts in zip(*steps)))
+        self.pending_updates.clear()
+
     def log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
         """``{stage}/loss``, the epoch's mean weighted by batch size, and ``train/loss_step`` at
         each training step that the loggers write (every ``trainer.log_every_n_steps``)."""
@@ -162,7 +178,7 @@ class TaskModule(QuickHookName, LightningModule):
             return
         # The loss once per sample, so the mean weighs each batch by its size (torchmetrics 1.9
         # ignores ``weight`` under nan_strategy="disable"); expand makes a view, not a copy.
-        self.train_loss.update(loss.detach().expand(batch_size))
+        self.update_metric("train", self.train_loss, loss.detach().expand(batch_size))
         if logs_this_step(self.trainer):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
 
@@ -177,10 +193,12 @@ class TaskModule(QuickHookName, LightningModule):
         return {name: self.config_metrics[f"train_{name}"] for name in self.metric_specs}
 
     def on_train_epoch_start(self) -> None:
+        self.pending_updates.clear()  # of an epoch that did not end (a stop mid-epoch)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True,
                  sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
+        self.apply_pending_updates()
         # Lightning computes each metric (synchronised across processes) and resets it.
         self.log("train/loss", self.train_loss, prog_bar=True)
         for name, metric in self.train_metrics().items():

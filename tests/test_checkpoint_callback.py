@@ -77,3 +77,56 @@ def test_last_checkpoint_names_the_best_checkpoint_that_exists(tmp_path):
     (state,) = [v for k, v in last["callbacks"].items() if k.startswith("BestAndLastCheckpoint")]
     assert state["best_model_path"].endswith("epoch_002.ckpt"), state["best_model_path"]
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt")) == ["epoch_002.ckpt", "last.ckpt"]
+
+
+class CountSaves(L.Callback):
+    """Counts the checkpoints serialised (the trainer's checkpoint IO) and notes, at each training
+    batch's start, the global step of last.ckpt as it is then on disk."""
+
+    def __init__(self, folder):
+        self.folder, self.saves, self.last_at_batch_start = folder, 0, []
+
+    def setup(self, trainer, pl_module, stage):
+        io, counter = trainer.strategy.checkpoint_io, self
+
+        class Counting(type(io)):
+            def save_checkpoint(self, *args, **kwargs):
+                counter.saves += 1
+                return super().save_checkpoint(*args, **kwargs)
+
+        io.__class__ = Counting
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        last = self.folder / "last.ckpt"
+        self.last_at_batch_start.append(torch.load(last, weights_only=True)["global_step"] if last.is_file() else None)
+
+
+def test_last_checkpoint_is_written_once_an_epoch_and_linked_to_a_best_of_the_same_step(tmp_path):
+    import os
+
+    folder = tmp_path / "checkpoints"
+    for model, best_epoch in ((BetterEachEpoch(), 3), (WorseEachEpoch(), 0)):
+        callback, counter = best_and_last(tmp_path), CountSaves(folder)
+        trainer = L.Trainer(default_root_dir=tmp_path, max_epochs=4, limit_train_batches=2, limit_val_batches=1,
+                            callbacks=[callback, counter], logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, accelerator="cpu")
+        trainer.fit(model)
+        assert counter.saves == 4, "one serialisation an epoch"
+        best = folder / f"epoch_{best_epoch:03d}.ckpt"
+        assert os.path.samefile(best, folder / "last.ckpt") == (best_epoch == 3)
+        assert torch.load(best, weights_only=True)["epoch"] == best_epoch  # a later last.ckpt left it whole
+        assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 8
+        for p in folder.glob("*"):
+            p.unlink()
+
+
+def test_a_validation_within_the_epoch_still_writes_last_checkpoint(tmp_path):
+    folder = tmp_path / "checkpoints"
+    counter = CountSaves(folder)
+    trainer = L.Trainer(default_root_dir=tmp_path, max_epochs=2, limit_train_batches=4, limit_val_batches=1,
+                        val_check_interval=2, callbacks=[best_and_last(tmp_path), counter], logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(WorseEachEpoch())
+    # a validation within the epoch (after steps 2 and 6) writes it at once, before the next batch
+    assert counter.last_at_batch_start == [None, None, 2, 2, 4, 4, 6, 6]
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 8

@@ -113,3 +113,20 @@ def test_open_csv_writer_is_none_until_the_csv_logger_opens_its_file(tmp_path):
     assert open_csv_writer(logger) is None
     writer = logger.experiment
     assert open_csv_writer(logger) is writer and hasattr(writer, "metrics")
+
+
+def test_validating_at_epoch_end_tells_an_epoch_end_validation_from_one_within_the_epoch(tmp_path):
+    from lightning_modules.lightning_internals import validating_at_epoch_end
+
+    seen = []
+
+    class Note(L.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                seen.append((trainer.global_step, validating_at_epoch_end(trainer)))
+
+    trainer = L.Trainer(default_root_dir=tmp_path, max_epochs=2, limit_train_batches=4, limit_val_batches=1,
+                        val_check_interval=2, callbacks=[Note()], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.fit(BoringModel())
+    assert seen == [(2, False), (4, True), (6, False), (8, True)]

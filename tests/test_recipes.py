@@ -30,7 +30,7 @@ def test_fast_and_best_use_nhwc_and_best_augments(tmp_path):
     for cfg in (fast, best):
         assert cfg.data.channels_last and cfg.model.net.channels_last
         assert cfg.model.scheduler.total_steps is None  # filled in from the trainer
-    assert fast.data.augment is None
+    assert fast.data.augment.alternate_flip and not fast.data.augment.get("crop_padding")
     assert best.data.augment.crop_padding > 0 and best.data.augment.hflip_p > 0
     net = instantiate(best.model.net)
     conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
@@ -56,6 +56,7 @@ def test_augmentation_runs_in_training_only(fake_fashion, tmp_path):
 
     class FakeTrainer:
         training = False
+        current_epoch = 0
 
     dm.trainer = FakeTrainer()
     clean = dm.on_after_batch_transfer((x, y), 0)[0]

@@ -92,6 +92,13 @@ class ClassificationModule:  # lightning_modules.ClassificationModule
     scheduler_interval: Literal["epoch", "step"] = "epoch"
     torch_compile: bool = False
     metrics: Optional[dict] = None  # name -> a torchmetrics metric (_target_, _partial_: true)
+    tta: Obj = None
+
+
+@dataclass
+class TestTimeAugmentation:  # lightning_modules.tta.TestTimeAugmentation (model.tta)
+    flip: bool = True
+    translate: int = 0
 
 
 @dataclass
@@ -143,6 +150,18 @@ class ResNet:
     num_classes: int = 10
     widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
     blocks: list[int] = dataclasses.field(default_factory=lambda: [1, 1, 1])
+
+
+@dataclass
+class AirbenchNet:
+    in_channels: int = 1
+    num_classes: int = 10
+    widths: list[int] = dataclasses.field(default_factory=lambda: [24, 48, 96])
+    depth: int = 2
+    whitening_kernel: int = 2
+    space_to_depth: int = 1
+    image_size: int = 28
+    channels_last: bool = False
 
 
 @dataclass
@@ -313,6 +332,7 @@ class BatchAugment:
     hflip_p: float = 0.0
     erasing_p: float = 0.0
     erasing_scale: list[float] = dataclasses.field(default_factory=lambda: [0.02, 0.2])
+    alternate_flip: bool = False
 
 
 # ``_target_`` (as the configs spell it) -> its schema.
@@ -321,9 +341,11 @@ SCHEMAS: dict[str, type] = {
     "lightning_modules.ClassificationModule": ClassificationModule,
     "lightning_modules.RegressionModule": RegressionModule,
     "lightning_modules.ManualBackpropRegression": ManualBackpropRegression,
+    "lightning_modules.tta.TestTimeAugmentation": TestTimeAugmentation,
     "lightning_modules.nets.LeNet": LeNet,
     "lightning_modules.nets.VGGNet": VGGNet,
     "lightning_modules.nets.ResNet": ResNet,
+    "lightning_modules.nets.AirbenchNet": AirbenchNet,
     "lightning_modules.nets.MLP": MLP,
     "lightning_modules.nets.SimpleClassifier": SimpleClassifier,
     "lightning_modules.nets.LinearRegressor": LinearRegressor,
