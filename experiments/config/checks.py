@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import logging
 import math
-import typing
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
