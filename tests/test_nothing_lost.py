@@ -22,6 +22,8 @@ from experiments.config import overrides
 from tests.conftest import QUIET, ROOT
 from tests.helpers.user_code import FOR_XOR, user_package
 
+# A pasted command's `python` is the one of the environment the user activated: this interpreter's.
+ACTIVATED_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 XOR = ["experiment=xor", "data.train_size=200", "data.val_size=100", "data.test_size=100"]
 
 
@@ -235,7 +237,8 @@ def test_the_printed_resume_command_of_a_sweep_job_in_a_spaced_folder_resumes_it
     printed = next(line for line in err.splitlines() if line.startswith("Resume with: "))[len("Resume with: "):]
     assert printed == json.loads((job / "job.json").read_text())["resume_command"]
     resumed = subprocess.run(["bash", "-c", f"{printed} trainer.enable_progress_bar=false"], cwd=ROOT,
-                             env={**os.environ, "PROJECT_ROOT": str(ROOT)}, capture_output=True, text=True, timeout=300)
+                             env={**os.environ, "PROJECT_ROOT": str(ROOT), "PATH": ACTIVATED_PATH},
+                             capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     record = json.loads((job / "job.json").read_text())
     assert [s["status"] for s in record["segments"]] == ["interrupted", "ok"] and record["status"] == "ok"
