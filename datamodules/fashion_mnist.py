@@ -46,10 +46,15 @@ def ensure_raw_files(data_dir: str | os.PathLike, debian_dir: str | os.PathLike 
     if all((debian / f"{f}.gz").is_file() for f in RAW_FILES):
         raw.mkdir(parents=True, exist_ok=True)
         for f in RAW_FILES:
-            tmp = raw / f"{f}.partial"
-            with gzip.open(debian / f"{f}.gz", "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            tmp.replace(raw / f)
+            # A temporary name of this process's own: two runs started together on a fresh
+            # clone both unpack, and each file is replaced whole, by either.
+            tmp = raw / f".{f}.{os.getpid()}.partial"
+            try:
+                with gzip.open(debian / f"{f}.gz", "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                tmp.replace(raw / f)
+            finally:
+                tmp.unlink(missing_ok=True)
         log.info("Fashion-MNIST: unpacked %s into %s", debian, raw)
         return "debian"
     if not download:

@@ -93,3 +93,24 @@ def test_real_debian_files(tmp_path):
     assert computed["mean"][0] == pytest.approx(mean, abs=1e-3) and computed["std"][0] == pytest.approx(std, abs=1e-3)
     xb, _ = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert abs(xb.mean().item()) < 0.2 and 0.8 < xb.std().item() < 1.2
+
+
+@pytest.mark.skipif(not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file(),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_two_processes_unpacking_at_once_both_get_whole_files(tmp_path):
+    """Two runs started together on a fresh clone both unpack the Debian files into one folder."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = f"from datamodules.fashion_mnist import ensure_raw_files; print(ensure_raw_files({str(tmp_path)!r}))"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+    raw = tmp_path / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(RAW_FILES), "no temporary file left"
+    with gzip.open(DEBIAN_FASHION / "train-images-idx3-ubyte.gz") as f:
+        assert (raw / "train-images-idx3-ubyte").read_bytes() == f.read()

@@ -16,6 +16,7 @@ import re
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,8 @@ README = ROOT / "README.md"
 # Training is cut to a few batches; everything else runs as typed.
 SHORT = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
          "trainer.enable_progress_bar=false"]
+# Placeholders, resumes, checkpoints and studies: what an earlier command made.
+READS_EARLIER_OUTPUT = ("<", "resume=", "ckpt_path=", "hparams_search=")
 NEEDS_GPU = ("trainer=gpu", "trainer=ddp ", "data.on_device=true", "<gpu partition>", "--device cuda")
 
 
@@ -113,6 +116,22 @@ class Project:
         given = {a.split("=", 1)[0] for a in args}
         return [sys.executable, str(ROOT / script), *args, *(e for e in extra if e.split("=", 1)[0] not in given)]
 
+    def failure(self, command: Command) -> str | None:
+        """What is wrong with what ``command`` did, or None."""
+        proc = self.run(command)
+        output = proc.stdout + proc.stderr
+        where = f"README.md:{command.line}: {command.text}"
+        if command.transcript:
+            flat = " ".join(output.split())
+            missing = [line for line in command.expected_output if " ".join(line.split()) not in flat]
+            if missing:
+                return f"{where}\n  does not print {missing}\n  it printed:\n{output[-1500:]}"
+        elif proc.returncode != 0:
+            return f"{where}\n  exit code {proc.returncode}:\n{output[-2500:]}"
+        elif "Traceback" in output:
+            return f"{where}\n  printed a traceback:\n{output[-2500:]}"
+        return None
+
     def run(self, command: Command) -> subprocess.CompletedProcess:
         slurm = self.slurm_env if "hydra/launcher=slurm" in command.text else {}
         # The project folder last: the cluster's environment was taken from this process, whose
@@ -136,20 +155,15 @@ def test_every_readme_command_runs_as_written(tmp_path, request):
 
     write_image_folder(project.home / "data" / "my_images", per_class=40)
     write_table(project.home / "data" / "houses.csv", target="price")
-    failures = []
-    for command in commands:
-        if any(marker in command.text for marker in NEEDS_GPU):
-            continue  # tests/test_gpu.py covers the GPU path where a GPU exists
-        proc = project.run(command)
-        output = proc.stdout + proc.stderr
-        where = f"README.md:{command.line}: {command.text}"
-        if command.transcript:
-            flat = " ".join(output.split())
-            missing = [line for line in command.expected_output if " ".join(line.split()) not in flat]
-            if missing:
-                failures.append(f"{where}\n  does not print {missing}\n  it printed:\n{output[-1500:]}")
-        elif proc.returncode != 0:
-            failures.append(f"{where}\n  exit code {proc.returncode}:\n{output[-2500:]}")
-        elif "Traceback" in output:
-            failures.append(f"{where}\n  printed a traceback:\n{output[-2500:]}")
+    runnable = [c for c in commands if not any(marker in c.text for marker in NEEDS_GPU)]
+    # (tests/test_gpu.py covers the GPU path where a GPU exists.) Two commands at a time, one per
+    # core; a command that reads what earlier ones wrote waits for all of them.
+    outcomes = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for command in runnable:
+            if any(marker in command.text for marker in READS_EARLIER_OUTPUT):
+                for outcome in outcomes:
+                    outcome.result()
+            outcomes.append(pool.submit(project.failure, command))
+    failures = [f for f in (outcome.result() for outcome in outcomes) if f]
     assert not failures, "\n\n".join(failures)
