@@ -231,6 +231,17 @@ def test_the_optuna_search_needs_no_hydra_optuna_sweeper_plugin(tmp_path):
     assert "consider_prior" not in hydra_config.read_text(), "the plugin's TPE schema merged into our sampler config"
 
 
+@pytest.mark.parametrize("args, message", [
+    (["hparams_search=xor", "hydra.sweeper.storage=journal://"], "The study's storage journal:// names no file"),
+    (["hydra/sweeper=optuna_study", "hydra/sweeper/sampler=grid", "model.optimizer.lr=interval(0.1, 1.0)"],
+     "A grid search (hydra/sweeper/sampler=grid) takes choice() and range() only"),
+])
+def test_a_search_that_cannot_be_is_one_paragraph(tmp_path, args, message):
+    proc = cli("-m", *args, logs=tmp_path, expect=1)
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert not list(tmp_path.rglob("job.json")), "no job ran"
+
+
 @pytest.mark.slow
 def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
     import optuna

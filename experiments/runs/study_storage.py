@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from experiments.config.errors import ConfigError
+
 SQLITE = "sqlite:///"
 JOURNAL = "journal://"
 
@@ -46,6 +48,9 @@ def open_storage(url: str, **heartbeat: Any) -> Any:
     import optuna
 
     if url.startswith(JOURNAL):
+        if storage_file(url) is None:
+            raise ConfigError(f"The study's storage {url} names no file: a journal file is journal://<file> "
+                              "(journal:///shared/study.log, or a file relative to the folder the search starts in).")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage_file(url))))
     connect = {"connect_args": {"timeout": 60}} if url.startswith(SQLITE) else None
     return optuna.storages.RDBStorage(url, engine_kwargs=connect, **heartbeat)

@@ -45,6 +45,7 @@ from hydra.core.plugins import Plugins
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.config import overrides as overrides_text
+from experiments.config.errors import ConfigError, fail
 from experiments.runs.files import held
 from experiments.runs.naming import sweep_job_dir
 from experiments.runs.record import JobRecord, UnreadableRecord
@@ -77,12 +78,15 @@ class StudySweeper:
                                                                 task_function=task_function)
 
     def sweep(self, arguments: list[str]) -> None:
-        space, fixed = self._search_space(arguments)
         directions = [str(d) for d in self.direction] if isinstance(self.direction, Sequence) and \
             not isinstance(self.direction, str) else [str(self.direction)]
         self.storage = absolute(self.storage)
-        study, storage = open_study(self.storage, self.study_name, self.sampler, directions,
-                                    self.heartbeat_interval, self.grace_period, self.pruner)
+        try:  # a search space or storage that cannot be: one paragraph, before any job
+            space, fixed = self._search_space(arguments)
+            study, storage = open_study(self.storage, self.study_name, self.sampler, directions,
+                                        self.heartbeat_interval, self.grace_period, self.pruner)
+        except ConfigError as error:
+            fail(error)
         pruner = self._pruner_config(storage, directions)
         log.info("Study %s in %s: %d trials so far; %d more, %d at once; pruner: %s", study.study_name,
                  self.storage or "memory", len(study.trials), self.n_trials, self.n_jobs,
@@ -143,7 +147,9 @@ class StudySweeper:
              pruner: dict[str, Any] | None) -> tuple[Any, list[str]]:
         """A new trial with its values drawn, and the overrides of its job: those values and,
         with a storage the job can open, the trial it is. The trial records the job's folder."""
-        trial = study.ask(space)
+        with warnings.catch_warnings():  # the heartbeats that study.optimize would record, Heartbeats records
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = study.ask(space)
         for name, value in fixed.items():  # as the plugin recorded them
             trial.set_user_attr(name, value)
         job = [f"{name}={value}" for name, value in {**trial.params, **fixed}.items()]
@@ -221,16 +227,15 @@ def open_study(storage: Any, study_name: str | None, sampler: Any, directions: S
     if file is not None:  # neither SQLite nor the journal creates folders
         file.parent.mkdir(parents=True, exist_ok=True)
     sqlite = storage.startswith(SQLITE) and file is not None
-    with held(file.with_name(f"{file.name}.lock")) if sqlite else contextlib.nullcontext():
+    with held(file.with_name(f"{file.name}.lock")) if sqlite else contextlib.nullcontext(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: since 2.9, and what it is for
         opened = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                               heartbeat_stale_trial_callback=functools.partial(_record_dead_trial,
                                                                                grace_period=grace_period))
         study = optuna.create_study(study_name=study_name, storage=opened, sampler=sampler, directions=directions,
                                     pruner=pruner, load_if_exists=True)
         if has_heartbeats(opened):
-            with warnings.catch_warnings():  # experimental since Optuna 2.9, and what it is for
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
+            optuna.storages.fail_stale_trials(study)
     return study, opened
 
 

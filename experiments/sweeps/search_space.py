@@ -19,6 +19,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, Transformer
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from experiments.config.errors import ConfigError
+
 
 def search_space(params: Mapping[str, Any] | None, arguments: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The distributions to draw from and the fixed values, from ``params`` then the command line
@@ -44,7 +46,7 @@ def distribution(override: Override) -> BaseDistribution:
     if override.is_range_sweep():
         values = list(override.sweep_iterator())
         if not values:
-            raise ValueError(f"{override.input_line}: the range is empty")
+            raise ConfigError(f"{override.input_line}: the range is empty, so there is nothing to search.")
         if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
             return FloatDistribution(float(values[0]), float(values[-1]), step=float(value.step))
         return IntDistribution(int(values[0]), int(values[-1]), step=int(value.step))
@@ -53,7 +55,7 @@ def distribution(override: Override) -> BaseDistribution:
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log)
         return FloatDistribution(float(value.start), float(value.end), log=log)
-    raise ValueError(f"{override.input_line}: an Optuna search takes choice(), range() or interval() here")
+    raise ConfigError(f"{override.input_line}: an Optuna search takes choice(), range() or interval() here.")
 
 
 def grid_choices(distribution: BaseDistribution) -> list[Any]:
@@ -63,4 +65,4 @@ def grid_choices(distribution: BaseDistribution) -> list[Any]:
     if isinstance(distribution, (IntDistribution, FloatDistribution)) and distribution.step and not distribution.log:
         count = round((distribution.high - distribution.low) / distribution.step) + 1
         return [distribution.low + i * distribution.step for i in range(count)]
-    raise ValueError(f"a grid search takes choice() and range() only, not {distribution}")
+    raise ConfigError(f"A grid search (hydra/sweeper/sampler=grid) takes choice() and range() only, not {distribution}.")
