@@ -12,6 +12,9 @@ DEBIAN_FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
+	# Hydra's Optuna sweeper plugin, which earlier set-ups installed: Hydra would take its configs of
+	# the same names (hydra/sweeper/sampler/*) as schemas of ours
+	$(PY) -m pip uninstall -q -y hydra-optuna-sweeper
 	touch $(STAMP)
 
 # Fashion-MNIST offline source (Debian package), when apt is usable; else torchvision downloads.

@@ -2,7 +2,8 @@
 when the study's pruner says so (in-process, against a real SQLite study); searches through the
 real CLI, pruned and not, with the basic and parallel launchers (a pruned trial's slot refilled
 while the other runs), a NaN trial, an interrupted trial resumed into its own trial, and two
-invocations of one study at once. The SLURM search: tests/test_slurm.py."""
+invocations of one study at once; the same with a study in a journal file (Optuna's journal
+storage) instead of SQLite. The SLURM search: tests/test_slurm.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from experiments.runs.study_storage import JOURNAL, SQLITE, open_storage
 from tests.conftest import compose_run
 from tests.test_sweep_faults import finish, record, start, wait_until
 from tests.test_sweeps import QUIET, ROOT, cli, job_dirs, read_summary, tb_hparams
@@ -25,8 +27,13 @@ PRUNED, COMPLETE, FAIL, RUNNING = (optuna.trial.TrialState.PRUNED, optuna.trial.
 MEDIAN = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1, "n_warmup_steps": 2}
 
 
+def url(path: Path) -> str:
+    """The storage of a study file: a journal (``.log``) or SQLite."""
+    return f"{JOURNAL if path.suffix == '.log' else SQLITE}{path}"
+
+
 def new_study(path: Path, name: str = "s", direction: str = "minimize") -> optuna.Study:
-    return optuna.create_study(study_name=name, storage=f"sqlite:///{path}", direction=direction)
+    return optuna.create_study(study_name=name, storage=open_storage(url(path)), direction=direction)
 
 
 def load(study_dir: Path, name: str) -> optuna.Study:
@@ -35,7 +42,7 @@ def load(study_dir: Path, name: str) -> optuna.Study:
 
 def fresh(path: Path, name: str = "s") -> optuna.Study:
     """The study as its storage has it now (a study object keeps the trials it asked as it left them)."""
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
+    return optuna.load_study(study_name=name, storage=open_storage(url(path)))
 
 
 def running_trial(study: optuna.Study, pruner: dict | None) -> optuna.trial.Trial:
@@ -60,7 +67,7 @@ def fit_in_folder(tmp_path: Path, study_path: Path, number: int, *overrides: str
 
     out = tmp_path / "run"
     cfg = compose_run(["experiment=xor", "data.train_size=500", "logger=csv", "trainer.check_val_every_n_epoch=1",
-                       f"trial.storage=sqlite:///{study_path}", "trial.study=s", f"trial.number={number}", *overrides],
+                       f"trial.storage={url(study_path)}", "trial.study=s", f"trial.number={number}", *overrides],
                       out)
     with RunFolder(cfg) as folder:
         metrics = pipeline.fit_and_test(cfg, folder)
@@ -85,14 +92,15 @@ def val_losses(run_dir: Path) -> dict[int, float]:
 
 # ---------------------------------------------------------------- one run that is a trial
 
-def test_a_trial_run_reports_each_epoch_and_stops_when_pruned_keeping_its_checkpoints(tmp_path):
-    study = new_study(tmp_path / "study.db")
+@pytest.mark.parametrize("file", ["study.db", "study.log"])  # SQLite, a journal file
+def test_a_trial_run_reports_each_epoch_and_stops_when_pruned_keeping_its_checkpoints(tmp_path, file):
+    study = new_study(tmp_path / file)
     complete_trial(study, [0.0] * 10)  # a trial so good that any other is worse than the median
     trial = running_trial(study, MEDIAN)  # pruned from its third epoch on (n_warmup_steps=2)
 
-    run_dir, job = fit_in_folder(tmp_path, tmp_path / "study.db", trial.number, "trainer.max_epochs=8")
+    run_dir, job = fit_in_folder(tmp_path, tmp_path / file, trial.number, "trainer.max_epochs=8")
 
-    frozen = fresh(tmp_path / "study.db").trials[trial.number]
+    frozen = fresh(tmp_path / file).trials[trial.number]
     logged = val_losses(run_dir)
     assert sorted(frozen.intermediate_values) == [0, 1, 2], "one report per epoch, the epoch's index as step"
     assert frozen.intermediate_values == pytest.approx({e: logged[e] for e in (0, 1, 2)}), \
@@ -129,6 +137,8 @@ def test_a_trial_that_is_not_in_its_study_is_one_paragraph(tmp_path):
         fit_in_folder(tmp_path, tmp_path / "study.db", 3)
     with pytest.raises(ConfigError, match=r"there is no study file .*other.db"):
         fit_in_folder(tmp_path, tmp_path / "other.db", 0)
+    with pytest.raises(ConfigError, match=r"there is no study file .*other.log"):
+        fit_in_folder(tmp_path, tmp_path / "other.log", 0)
 
 
 def test_a_pruner_read_from_the_study_builds_only_optuna_pruners(tmp_path):
@@ -244,6 +254,28 @@ def test_pruned_trials_are_pruned_rows_with_their_checkpoints_and_are_marked_in_
 
 
 @pytest.mark.slow
+def test_a_search_with_its_study_in_a_journal_file_prunes_as_with_sqlite(searches, tmp_path):
+    """hydra.sweeper.storage=journal://FILE: the sweep and every job open the study in that file."""
+    root, _, _ = searches
+    journal = tmp_path / "shared" / "study.log"  # a folder that does not exist yet
+    proc = cli(*SEARCH, "hydra.sweeper.study_name=pruned", f"hydra.sweeper.storage=journal://{journal}", logs=tmp_path)
+    study = optuna.load_study(study_name="pruned", storage=open_storage(f"journal://{journal}"))
+    with_sqlite = load(root / "pruned", "pruned")
+    assert [(t.params, t.state, t.intermediate_values) for t in study.trials] == \
+        [(t.params, t.state, t.intermediate_values) for t in with_sqlite.trials], "the same search, the same trials"
+    stopped = [t for t in study.trials if t.state == PRUNED]
+    assert stopped and all(t.value == t.intermediate_values[max(t.intermediate_values)] for t in stopped)
+    study_dir = tmp_path / "train" / "optuna" / "pruned"
+    rows = {r["dir"]: r for r in read_summary(study_dir)}
+    for trial in study.trials:
+        job = Path(trial.user_attrs["job_dir"])
+        assert rows[str(job.relative_to(study_dir))]["status"] == {COMPLETE: "ok", PRUNED: "pruned"}[trial.state]
+        assert f"trial.storage=journal://{journal}" in record(job)["overrides"]
+    assert not list(study_dir.rglob("study.db")), "no SQLite file beside"
+    assert f"(6 jobs, 0 failed, {len(stopped)} pruned)" in proc.stdout
+
+
+@pytest.mark.slow
 def test_a_pruned_trials_checkpoint_evaluates(searches):
     root, _, _ = searches
     (trial,) = [t for t in load(root / "pruned", "pruned").trials if t.state == PRUNED][:1]
@@ -327,8 +359,11 @@ def test_an_interrupted_trial_stays_running_and_its_resume_rejoins_it(tmp_path):
 
 @pytest.mark.slow
 def test_two_invocations_of_one_pruned_study_at_once_record_every_trial_once(tmp_path):
+    # A trial is pruned unless it is about the best so far at each epoch (the 10th percentile), so
+    # some are whatever the sampler draws; the median pruner spares all when the later draws are good.
     search = ["-m", "hparams_search=xor", "trainer.max_epochs=8", "hydra.sweeper.study_name=both",
-              "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner.n_startup_trials=1"]
+              "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra/sweeper/pruner=percentile",
+              "hydra.sweeper.pruner.percentile=10", "hydra.sweeper.pruner.n_startup_trials=1"]
     procs = [start(*search, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", logs=tmp_path),
              start(*search, "hydra/launcher=local", "hydra.launcher.cpus_per_task=1", logs=tmp_path)]
     outputs = [finish(p, expect=0) for p in procs]

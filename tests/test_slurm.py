@@ -359,26 +359,32 @@ def test_an_early_time_limit_warning_on_two_nodes_ends_the_job_as_a_timeout(slur
     assert record["checkpoints"] == sorted(str(p) for p in (tmp_path / "sweep" / "0" / "checkpoints").glob("*.ckpt"))
 
 
-def test_a_pruned_search_submits_each_trial_to_slurm_as_a_slot_frees(slurm_cluster, tmp_path):
+@pytest.mark.parametrize("journal", [False, True], ids=["sqlite", "journal"])
+def test_a_pruned_search_submits_each_trial_to_slurm_as_a_slot_frees(slurm_cluster, tmp_path, journal):
     """An Optuna search with the median pruner through SLURM: each trial its own SLURM job (no job
     array: a new one is submitted as soon as one ends), reporting to the study from its node.
-    The study is SQLite here (this cluster's nodes share this machine's disk); Optuna's journal file
-    storage for a shared file system needs Optuna >= 3.1 (README: Hyper-parameter search)."""
+    The study is SQLite (this cluster's nodes share this machine's disk), or Optuna's journal file,
+    the storage for a file system that the nodes share (README: Where the study lives)."""
     import optuna
 
+    from experiments.runs.study_storage import open_storage
+
+    study_dir = tmp_path / "train" / "optuna" / "on_slurm"
+    storage = f"journal://{tmp_path / 'shared' / 'on_slurm.log'}" if journal else f"sqlite:///{study_dir / 'study.db'}"
     env = {**slurm_cluster.env, "PROJECT_ROOT": str(ROOT)}
     env.pop("TORCH_NUM_THREADS", None)
     proc = subprocess.run(  # the study's own folder holds its invocations' folders and the summary
         [sys.executable, "experiments/run.py", "-m", *SMALL_JOB, "hparams_search=xor", *QUIET,
          "hydra.sweeper.study_name=on_slurm", "hydra.sweeper.n_trials=5", "hydra.sweeper.n_jobs=2",
          "hydra.sweeper.pruner.n_startup_trials=1", "trainer.max_epochs=8", "trainer.check_val_every_n_epoch=1",
-         f"paths.log_dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+         f"hydra.sweeper.storage={storage}", f"paths.log_dir={tmp_path}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     slurm_cluster.wait_idle()
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    study_dir = tmp_path / "train" / "optuna" / "on_slurm"
-    trials = optuna.load_study(study_name="on_slurm", storage=f"sqlite:///{study_dir / 'study.db'}").trials
+    trials = optuna.load_study(study_name="on_slurm", storage=open_storage(storage)).trials
     states = [t.state.name for t in trials]
     assert len(trials) == 5 and set(states) <= {"COMPLETE", "PRUNED"} and "PRUNED" in states, states
+    assert all(t.intermediate_values for t in trials), "every job reported to the study from its node"
     rows = rows_of(study_dir)
     for trial in trials:
         job = Path(trial.user_attrs["job_dir"])
@@ -386,6 +392,7 @@ def test_a_pruned_search_submits_each_trial_to_slurm_as_a_slot_frees(slurm_clust
         assert record["status"] == rows[str(job.relative_to(study_dir))]["status"] == \
             {"COMPLETE": "ok", "PRUNED": "pruned"}[trial.state.name]
         assert record["segments"][-1]["slurm_job_id"] and not record["segments"][-1]["slurm_array_task"]
+        assert f"trial.storage={storage}" in record["overrides"]
     scripts = list(study_dir.glob("*/.submitit/*/*_submission.sh"))
     assert len(scripts) == 5 and not any("--array" in s.read_text() for s in scripts), "one SLURM job per trial"
     assert f"(5 jobs, 0 failed, {states.count('PRUNED')} pruned)" in proc.stdout

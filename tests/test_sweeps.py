@@ -203,6 +203,45 @@ def test_optuna_search_continues_its_study(tmp_path):
     assert sorted(float(r["objective"]) for r in rows) == pytest.approx(sorted(t.value for t in trials))
 
 
+# experiments/run.py with Hydra's Optuna sweeper plugin (hydra-optuna-sweeper, which older set-ups
+# installed) made unimportable, as in a fresh install; it says at exit whether any of it was loaded.
+WITHOUT_OPTUNA_PLUGIN = (
+    "import atexit, runpy, sys; sys.modules['hydra_plugins.hydra_optuna_sweeper'] = None; "
+    "atexit.register(lambda: print('plugin modules:', [m for m, v in sys.modules.items() "
+    "if m.startswith('hydra_plugins.hydra_optuna_sweeper') and v is not None])); "
+    "sys.argv = ['experiments/run.py', *sys.argv[1:]]; runpy.run_path('experiments/run.py', run_name='__main__')")
+
+
+@pytest.mark.slow
+def test_the_optuna_search_needs_no_hydra_optuna_sweeper_plugin(tmp_path):
+    import optuna
+
+    env = {**os.environ, "PROJECT_ROOT": str(ROOT)}
+    env.pop("TORCH_NUM_THREADS", None)
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_OPTUNA_PLUGIN, "-m", "hparams_search=xor",
+                           "trainer.max_epochs=2", "hydra.sweeper.study_name=own", "hydra.sweeper.n_trials=2",
+                           *QUIET, f"paths.log_dir={tmp_path}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "plugin modules: []" in proc.stdout
+    study_dir = tmp_path / "train" / "optuna" / "own"
+    trials = optuna.load_study(study_name="own", storage=f"sqlite:///{study_dir / 'study.db'}").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    hydra_config = Path(trials[0].user_attrs["job_dir"]) / ".hydra" / "hydra.yaml"
+    assert "consider_prior" not in hydra_config.read_text(), "the plugin's TPE schema merged into our sampler config"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["hparams_search=xor", "hydra.sweeper.storage=journal://"], "The study's storage journal:// names no file"),
+    (["hydra/sweeper=optuna_study", "hydra/sweeper/sampler=grid", "model.optimizer.lr=interval(0.1, 1.0)"],
+     "A grid search (hydra/sweeper/sampler=grid) takes choice() and range() only"),
+])
+def test_a_search_that_cannot_be_is_one_paragraph(tmp_path, args, message):
+    proc = cli("-m", *args, logs=tmp_path, expect=1)
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert not list(tmp_path.rglob("job.json")), "no job ran"
+
+
 @pytest.mark.slow
 def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
     import optuna

@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.config.errors import ConfigError, first_line
+from experiments.runs.study_storage import has_heartbeats, open_storage, storage_file
 
 log = logging.getLogger(__name__)
 # Alembic (Optuna's database storage) logs "setup plugin ..." seven times at INFO when Optuna is
@@ -32,17 +32,6 @@ log = logging.getLogger(__name__)
 logging.getLogger("alembic").setLevel(logging.WARNING)
 PRUNER_ATTR = "pruner"  # a trial's user attribute: the config of its pruner (None: no pruning)
 HEARTBEAT_ATTR = "heartbeat_interval"  # a trial's user attribute: the search's heartbeat interval, s
-SQLITE = "sqlite:///"
-
-
-def rdb_storage(url: str, **kwargs: Any) -> Any:
-    """Optuna's database storage at ``url``; an SQLite file is waited for while another process
-    writes (SQLite's own default gives up after 5 s, and a study's jobs all write to it)."""
-    import optuna
-
-    connect = {"connect_args": {"timeout": 60}} if url.startswith(SQLITE) else None
-    return optuna.storages.RDBStorage(url, engine_kwargs=connect, **kwargs)
-
 
 def build_pruner(spec: Any, where: str) -> Any:
     """The pruner a config names (``{_target_: optuna.pruners.MedianPruner, ...}``), or None. It is
@@ -69,17 +58,18 @@ class StudyTrial:
 
         self.storage_url, self.study_name, self.number = storage, study, number
         where = f"trial.storage={storage} trial.study={study} trial.number={number}"
-        if storage.startswith(SQLITE) and not Path(storage[len(SQLITE):]).is_file():
-            raise ConfigError(f"{where}: there is no study file {storage[len(SQLITE):]}. A trial's run gets these "
+        file = storage_file(storage)
+        if file is not None and not file.is_file():
+            raise ConfigError(f"{where}: there is no study file {file}. A trial's run gets these "
                               "from its search; leave them unset outside one.")
         try:
-            self.storage = rdb_storage(storage)
+            self.storage = open_storage(storage)
         except Exception as error:  # noqa: BLE001 - a storage that cannot be opened: which, and why
             raise ConfigError(f"{where}: the study's storage cannot be opened ({first_line(error)}).") from None
         try:
             study_id = self.storage.get_study_id_from_name(study)
         except KeyError:
-            names = [s.study_name for s in optuna.get_all_study_summaries(self.storage)]
+            names = optuna.get_all_study_names(self.storage)
             raise ConfigError(f"{where}: the storage has no such study (it has: {', '.join(names) or 'none'}). "
                               "A trial's run gets these from its search; leave them unset outside one.") from None
         try:
@@ -160,7 +150,7 @@ class Heartbeats:
     """A thread that records a heartbeat of running trials in the storage every ``interval`` s
     (Optuna records heartbeats itself only inside ``study.optimize``, which a Hydra sweep cannot
     use). ``add({number: trial_id})`` records one at once: a trial without any heartbeat is never
-    taken for dead."""
+    taken for dead. A storage without heartbeats (a journal file) gets none."""
 
     def __init__(self, storage: Any, interval: float):
         self.storage, self.interval = storage, interval
@@ -170,7 +160,7 @@ class Heartbeats:
         self.thread = threading.Thread(target=self._beat, name="optuna heartbeats", daemon=True)
 
     def __enter__(self) -> Heartbeats:
-        if self.storage is not None:
+        if has_heartbeats(self.storage):
             self.thread.start()
         return self
 
@@ -196,7 +186,7 @@ class Heartbeats:
             self._record(ids)
 
     def _record(self, ids: list[int]) -> None:
-        if self.storage is None:
+        if not has_heartbeats(self.storage):
             return
         for trial_id in ids:
             try:

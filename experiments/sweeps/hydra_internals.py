@@ -3,8 +3,6 @@ fails when they change):
 
 - a JobReturn's stored outcome, without raising the failed job's error (``_return_value``);
 - the submitit launcher's kind of executor (``_EXECUTOR``: "slurm" or "local");
-- the Optuna sweeper's implementation (``hydra_plugins.hydra_optuna_sweeper._impl``), which our
-  Optuna sweeper extends (experiments/sweeps/optuna_study.py);
 - Hydra's basic launcher (``hydra._internal.core_plugins``), which runs a job in the sweep's own
   process, one at a time (experiments/sweeps/job_stream.py).
 """
@@ -21,13 +19,6 @@ def stored_outcome(job_return: Any) -> Any:
 
 def submitit_executor(launcher: Any) -> str:
     return launcher._EXECUTOR
-
-
-def optuna_sweeper_impl() -> tuple[type, Any]:
-    """The Optuna plugin's sweeper class and its parser of a search space's overrides."""
-    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
-
-    return OptunaSweeperImpl, create_params_from_overrides
 
 
 def runs_jobs_in_process(launcher: Any) -> bool:

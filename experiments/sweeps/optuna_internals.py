@@ -16,9 +16,9 @@ def trial_id(trial: Any) -> int:
 
 
 def reseed_tpe(sampler: Any, seed: int) -> None:
-    """Re-seed a TPESampler's own draws and its random start-up sampler's."""
-    import numpy as np
+    """Re-seed a TPESampler's own draws and its random start-up sampler's (``reseed_rng`` draws a
+    new seed at random)."""
     import optuna
 
-    sampler._rng = np.random.RandomState(seed)
+    sampler._rng.rng.seed(seed)
     sampler._random_sampler = optuna.samplers.RandomSampler(seed=seed)

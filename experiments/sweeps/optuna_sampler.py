@@ -12,7 +12,7 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 def continuing_tpe_sampler(seed: int | None = None, **kwargs: Any):
     """TPE whose seed is offset by the trials already in the study.
 
-    The Hydra plugin builds a fresh sampler on every invocation, so a continued study with a
+    Hydra builds a fresh sampler on every invocation, so a continued study with a
     fixed seed would repeat the first invocation's random start-up draws. Offsetting the seed
     by the number of the first trial it samples keeps a new study exactly as seeded and a
     continued one deterministic, without repeats."""

@@ -1,8 +1,11 @@
-"""The Optuna search of conf/hparams_search (``hydra/sweeper=optuna_study``): Hydra's Optuna
-sweeper with an ask-and-tell loop of ours, so that trials can be pruned, each slot starts its next
-trial as soon as its job ends, and several invocations of one study can run at once (two
-terminals, a SLURM array of searches) and any of them can die.
+"""The Optuna search of conf/hparams_search (``hydra/sweeper=optuna_study``): a Hydra sweeper on
+Optuna's ask-and-tell API, so that trials can be pruned, each slot starts its next trial as soon as
+its job ends, and several invocations of one study can run at once (two terminals, a SLURM array
+of searches) and any of them can die.
 
+- The search space is ``params`` and the command line's sweeps, in Hydra's override grammar
+  (experiments/sweeps/search_space.py); the sampler, ``direction``, ``n_trials`` and the other
+  keys are those of Hydra's Optuna sweeper plugin (conf/hydra/sweeper/optuna_study.yaml).
 - Each job is told its trial: the overrides ``trial.storage``, ``trial.study`` and
   ``trial.number`` (conf/run.yaml), with which it reports ``monitor.metric`` to the study after
   each validated epoch and asks the study's pruner (``pruner:``, recorded on the trial) whether
@@ -11,18 +14,19 @@ terminals, a SLURM array of searches) and any of them can die.
 - ``n_jobs`` trials run at once: a trial is asked when a slot frees, not per batch
   (experiments/sweeps/job_stream.py), with the parallel, local and slurm launchers; Hydra's basic
   launcher runs one at a time.
-- The study is created or opened under a file lock beside its SQLite file: two invocations that
-  start a new study at once both open it (SQLite alone lets the second fail creating its tables).
-- Each invocation records a heartbeat for its running trials every ``heartbeat_interval`` s
-  (Optuna's heartbeat, in a thread of the sweep). Opening the study fails the trials whose
-  invocation died, ``grace_period`` s after their last heartbeat (Optuna's ``fail_stale_trials``),
-  and their job's row says so. Trials are numbered by the storage, so none is lost or repeated.
-  A trial whose job was interrupted (a signal) is left running: ``resume=`` of its job rejoins it.
+- The storage (experiments/runs/study_storage.py) is SQLite, a journal file or a database server.
+  An SQLite study is created or opened under a file lock beside it: two invocations that start a
+  new study at once both open it (SQLite alone lets the second fail creating its tables).
+- With a database, each invocation records a heartbeat for its running trials every
+  ``heartbeat_interval`` s (Optuna's heartbeat, in a thread of the sweep). Opening the study fails
+  the trials whose invocation died, ``grace_period`` s after their last heartbeat (Optuna's
+  ``fail_stale_trials``), and their job's row says so. A journal file has no heartbeats. Trials
+  are numbered by the storage, so none is lost or repeated. A trial whose job was interrupted (a
+  signal) is left running: ``resume=`` of its job rejoins it.
 - Each trial records its job folder (user attribute ``job_dir``); the summary lists every trial of
   the study, and an invocation's exit code counts only its own jobs (experiments/sweeps/report.py).
 
-The plugin's parsing of the search space, its sampler and its trial set-up are used as they are;
-the sweeper is declared in hydra_plugins/lightning_hydra_lab/optuna_sweeper.py, which imports this
+The sweeper is declared in hydra_plugins/lightning_hydra_lab/optuna_sweeper.py, which imports this
 module (and Optuna) only when a search runs.
 """
 
@@ -37,42 +41,52 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import optuna
+from hydra.core.plugins import Plugins
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.config import overrides as overrides_text
+from experiments.config.errors import ConfigError, fail
 from experiments.runs.files import held
 from experiments.runs.naming import sweep_job_dir
 from experiments.runs.record import JobRecord, UnreadableRecord
-from experiments.runs.trial import HEARTBEAT_ATTR, PRUNER_ATTR, SQLITE, Heartbeats, pruner_name, rdb_storage
-from experiments.sweeps.hydra_internals import optuna_sweeper_impl
+from experiments.runs.study_storage import SQLITE, absolute, has_heartbeats, open_storage, storage_file
+from experiments.runs.trial import HEARTBEAT_ATTR, PRUNER_ATTR, Heartbeats, pruner_name
 from experiments.sweeps.job_stream import job_stream
 from experiments.sweeps.optuna_internals import trial_id
-
-OptunaSweeperImpl, create_params_from_overrides = optuna_sweeper_impl()
+from experiments.sweeps.search_space import grid_choices, search_space
 
 log = logging.getLogger(__name__)
 JOB_DIR_ATTR = "job_dir"  # a trial's user attribute: its job's folder
 WAIT_S = 1.0  # how often the loop looks up from waiting for a job (a signal's stop, a pending job's report)
 
 
-class StudySweeper(OptunaSweeperImpl):
-    """The Hydra Optuna plugin's sweeper (its implementation class) with our loop."""
+class StudySweeper:
+    """The sweeper: conf/hydra/sweeper/optuna_study.yaml's keys, Hydra's Sweeper's calls."""
 
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
-                 n_jobs: int, max_failure_rate: float, params: Any = None, search_space: Any = None,
-                 custom_search_space: str | None = None, heartbeat_interval: int = 10, grace_period: int = 60,
-                 pruner: Any = None):
-        super().__init__(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
-                         search_space, custom_search_space, params)
+                 n_jobs: int, max_failure_rate: float, params: Any = None, heartbeat_interval: int = 10,
+                 grace_period: int = 60, pruner: Any = None):
+        self.sampler, self.direction, self.storage, self.study_name = sampler, direction, storage, study_name
+        self.n_trials, self.n_jobs, self.max_failure_rate, self.params = n_trials, n_jobs, max_failure_rate, params
         self.heartbeat_interval, self.grace_period = int(heartbeat_interval), int(grace_period)
         self.pruner = pruner
+        self.job_idx = 0
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        self.config, self.job_idx = config, 0
+        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context,
+                                                                task_function=task_function)
 
     def sweep(self, arguments: list[str]) -> None:
-        space, fixed = self._search_space(arguments)
-        directions = self._get_directions()
-        self.storage = absolute_sqlite(self.storage)
-        study, storage = open_study(self.storage, self.study_name, self.sampler, directions,
-                                    self.heartbeat_interval, self.grace_period, self.pruner)
+        directions = [str(d) for d in self.direction] if isinstance(self.direction, Sequence) and \
+            not isinstance(self.direction, str) else [str(self.direction)]
+        self.storage = absolute(self.storage)
+        try:  # a search space or storage that cannot be: one paragraph, before any job
+            space, fixed = self._search_space(arguments)
+            study, storage = open_study(self.storage, self.study_name, self.sampler, directions,
+                                        self.heartbeat_interval, self.grace_period, self.pruner)
+        except ConfigError as error:
+            fail(error)
         pruner = self._pruner_config(storage, directions)
         log.info("Study %s in %s: %d trials so far; %d more, %d at once; pruner: %s", study.study_name,
                  self.storage or "memory", len(study.trials), self.n_trials, self.n_jobs,
@@ -110,7 +124,7 @@ class StudySweeper(OptunaSweeperImpl):
         if self.pruner is None or node is None:
             return None
         if storage is None:
-            log.warning("hydra.sweeper.pruner is set but hydra.sweeper.storage is no database URL that the jobs can "
+            log.warning("hydra.sweeper.pruner is set but hydra.sweeper.storage is no storage that the jobs can "
                         "open (null: the study is in this process's memory), so no trial is pruned")
             return None
         if len(directions) > 1:
@@ -120,22 +134,25 @@ class StudySweeper(OptunaSweeperImpl):
         return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else None
 
     def _search_space(self, arguments: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Optuna distributions and fixed values from ``params`` and the command line (the plugin's parsing)."""
-        self._process_searchspace_config()
-        space, fixed = create_params_from_overrides([*self._parse_sweeper_params_config(), *arguments])
-        space = {**(self.search_space_distributions or {}), **space}
+        """Optuna distributions and fixed values from ``params`` and the command line. A grid sampler
+        (``_partial_``: it is given the grid here) runs at most the grid's size of trials."""
+        space, fixed = search_space(self.params, arguments)
         if isinstance(self.sampler, functools.partial) and self.sampler.func == optuna.samplers.GridSampler:
-            grid = {name: self._to_grid_sampler_choices(d) for name, d in space.items()}
+            grid = {name: grid_choices(d) for name, d in space.items()}
             self.sampler = self.sampler(grid)
             self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
-        return {k: v for k, v in space.items() if k not in fixed}, fixed
+        return space, fixed
 
     def _ask(self, study: Any, space: dict[str, Any], fixed: dict[str, Any], sweep_dir: Path,
              pruner: dict[str, Any] | None) -> tuple[Any, list[str]]:
         """A new trial with its values drawn, and the overrides of its job: those values and,
         with a storage the job can open, the trial it is. The trial records the job's folder."""
-        trial = study.ask()
-        (job,) = [list(o) for o in self._configure_trials([trial], space, fixed)]
+        with warnings.catch_warnings():  # the heartbeats that study.optimize would record, Heartbeats records
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = study.ask(space)
+        for name, value in fixed.items():  # as the plugin recorded them
+            trial.set_user_attr(name, value)
+        job = [f"{name}={value}" for name, value in {**trial.params, **fixed}.items()]
         trial.set_user_attr(JOB_DIR_ATTR, str(sweep_job_dir(sweep_dir, self.job_idx, job)))
         if isinstance(self.storage, str):
             trial.set_user_attr(PRUNER_ATTR, pruner)
@@ -164,8 +181,7 @@ class StudySweeper(OptunaSweeperImpl):
         try:
             if outcome == "complete":
                 study.tell(trial, values=values if len(values) > 1 else values[0])
-            elif outcome == "pruned":
-                _copy_reports(trial, storage)
+            elif outcome == "pruned":  # with the last value the job reported, from the storage
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 when = record.pruned or {}
                 log.info("Trial %d pruned by %s after epoch %s (%s=%.6g): %s", trial.number, when.get("pruner"),
@@ -176,7 +192,7 @@ class StudySweeper(OptunaSweeperImpl):
         except Exception as exc:  # noqa: BLE001 - e.g. failed meanwhile as stale by another invocation
             if study.trials[trial.number].state.is_finished():
                 # Told, then a sampler's after_trial raised: GridSampler's study.stop() at the grid's end
-                # (outside study.optimize) in Optuna 2.10
+                # (outside study.optimize)
                 return outcome
             log.warning("Could not record trial %d in the study: %s", trial.number, exc)
             return "failed"
@@ -200,30 +216,27 @@ class StudySweeper(OptunaSweeperImpl):
 
 def open_study(storage: Any, study_name: str | None, sampler: Any, directions: Sequence[str],
                heartbeat_interval: int, grace_period: int, pruner: Any = None) -> tuple[Any, Any]:
-    """The study (created if new) and its database storage, with heartbeats on; its trials whose
-    invocation stopped sending heartbeats are failed. An SQLite file is opened under a lock
-    beside it (a database server creates its tables once by itself)."""
+    """The study (created if new) and its storage; with a database, heartbeats are on and its
+    trials whose invocation stopped sending them are failed. An SQLite file is opened under a
+    lock beside it (a database server creates its tables once by itself, a journal file takes
+    each change under its own lock)."""
     if not isinstance(storage, str):  # in memory, or a storage object of the user's: as Hydra's sweeper
         return optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, directions=directions,
                                    pruner=pruner, load_if_exists=True), None
-    sqlite = Path(storage[len(SQLITE):]) if storage.startswith(SQLITE) else None
-    lock = held(sqlite.with_name(f"{sqlite.name}.lock")) if sqlite else contextlib.nullcontext()
-    with lock:  # SQLite does not create folders; held() does
-        rdb = rdb_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                          failed_trial_callback=functools.partial(_record_dead_trial, grace_period=grace_period))
-        study = optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler, directions=directions,
+    file = storage_file(storage)
+    if file is not None:  # neither SQLite nor the journal creates folders
+        file.parent.mkdir(parents=True, exist_ok=True)
+    sqlite = storage.startswith(SQLITE) and file is not None
+    with held(file.with_name(f"{file.name}.lock")) if sqlite else contextlib.nullcontext(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: since 2.9, and what it is for
+        opened = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                              heartbeat_stale_trial_callback=functools.partial(_record_dead_trial,
+                                                                               grace_period=grace_period))
+        study = optuna.create_study(study_name=study_name, storage=opened, sampler=sampler, directions=directions,
                                     pruner=pruner, load_if_exists=True)
-        with warnings.catch_warnings():  # experimental since Optuna 2.9, and what it is for
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if has_heartbeats(opened):
             optuna.storages.fail_stale_trials(study)
-    return study, rdb
-
-
-def absolute_sqlite(storage: Any) -> Any:
-    """An SQLite URL with an absolute path: the jobs open it too, from wherever they run."""
-    if isinstance(storage, str) and storage.startswith(SQLITE) and storage != SQLITE:
-        return SQLITE + str(Path(storage[len(SQLITE):]).expanduser().resolve())
-    return storage
+    return study, opened
 
 
 def _job_record(trial: Any) -> JobRecord | None:
@@ -233,19 +246,6 @@ def _job_record(trial: Any) -> JobRecord | None:
         return JobRecord.read(Path(job_dir)) if job_dir else None
     except UnreadableRecord:
         return None
-
-
-def _copy_reports(trial: Any, storage: Any) -> None:
-    """The values the job reported (from its own process, into the storage) into this process's
-    view of the trial, which Optuna caches for the trials it asked: told PRUNED, a trial keeps its
-    last reported value, and the sampler sees its curve."""
-    if storage is None:
-        return
-    reported = storage.get_trial(trial_id(trial)).intermediate_values
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a step this process already holds
-        for step, value in sorted(reported.items()):
-            trial.report(value, step)
 
 
 def _record_dead_trial(study: Any, trial: Any, grace_period: int) -> None:

@@ -1,7 +1,8 @@
-"""``hydra/sweeper=optuna_study`` (conf/hydra/sweeper/optuna_study.yaml): Hydra's Optuna sweeper with
-pruning, slots refilled as each trial ends, and safe for several invocations of one study at once;
-the code is experiments/sweeps/optuna_study.py, imported only when a search runs (Hydra imports every
-plugin at start-up, and Optuna takes seconds)."""
+"""``hydra/sweeper=optuna_study`` (conf/hydra/sweeper/optuna_study.yaml): an Optuna search on the
+ask-and-tell API, with pruning, slots refilled as each trial ends, and safe for several invocations
+of one study at once; the code is experiments/sweeps/optuna_study.py, imported only when a search
+runs (Hydra imports every plugin at start-up, and Optuna takes seconds). Its samplers are
+conf/hydra/sweeper/sampler/*.yaml."""
 
 from typing import Any, List
 

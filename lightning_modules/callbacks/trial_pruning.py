@@ -1,8 +1,9 @@
 """``TrialPruning``: a fit that reports to an Optuna trial and stops when the study's pruner says so.
 
-Optuna 2.10's own ``PyTorchLightningPruningCallback`` is written for the ``pytorch_lightning``
-package (not ``lightning``), reports the sanity check's value too, and raises ``TrialPruned``
-out of ``trainer.fit``, before the epoch's checkpoints are written. Here:
+Optuna's own ``PyTorchLightningPruningCallback`` (Optuna 2.10's; optuna-integration's since) was
+written for the ``pytorch_lightning`` package (not ``lightning``), reports the sanity check's value
+too, and raises ``TrialPruned`` out of ``trainer.fit``, before the epoch's checkpoints are written.
+Here:
 
 - the value of ``monitor`` is reported once an epoch, after that epoch's last real validation
   (never the sanity check), at step = the epoch's index (0-based, as Optuna's pruners count):
