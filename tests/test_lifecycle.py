@@ -105,7 +105,9 @@ def test_two_runs_started_together_get_their_own_folders(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_latest_ends_bit_identical(tmp_path):
-    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path / "a", signal.SIGTERM)
+    # 1.5 s of computing after the first epoch's last.ckpt: past that epoch's end (its pictures and
+    # events may take most of a second), well before the next one's.
+    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path / "a", signal.SIGTERM, wait=1.5)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
     (folder,) = runs(tmp_path / "a")
     last = folder / "checkpoints" / "last.ckpt"
