@@ -308,20 +308,24 @@ def test_a_nan_trial_is_failed_not_pruned(tmp_path):
 
 @pytest.mark.slow
 def test_two_trials_run_at_once_and_a_pruned_ones_slot_is_refilled_while_the_other_runs(tmp_path):
-    search = ["-m", "hparams_search=xor", "trainer.max_epochs=30", "hydra.sweeper.study_name=slots",
+    # A slot is refilled when the sweeper asks Optuna for the next trial (its datetime_start), not
+    # when that job's process has started and built its run, which can take longer than the other
+    # trial has left: the job records' spans check the two-at-once limit, the asks the refill.
+    search = ["-m", "hparams_search=xor", "trainer.max_epochs=60", "hydra.sweeper.study_name=slots",
               "hydra.sweeper.n_trials=10", "hydra.sweeper.pruner.n_startup_trials=2",
               "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"]
     cli(*search, logs=tmp_path)
     study = load(tmp_path / "train" / "optuna" / "slots", "slots")
     runs = {t.number: record(Path(t.user_attrs["job_dir"])) for t in study.trials}
+    asked = {t.number: t.datetime_start.timestamp() for t in study.trials}
     spans = [(r["started"], r["ended"]) for r in runs.values()]
     for at in [s for s, _ in spans]:
         assert sum(s <= at < e for s, e in spans) <= 2, "never more than n_jobs trials at once"
     refilled = [(p, n, other) for p in runs if runs[p]["status"] == "pruned"
-                for n in runs if runs[n]["started"] >= runs[p]["ended"]
+                for n in runs if asked[n] >= runs[p]["ended"]
                 for other in runs if other not in (p, n) and runs[other]["started"] < runs[p]["ended"]
-                and runs[n]["started"] < runs[other]["ended"]]
-    assert refilled, f"no trial started in a pruned trial's slot while the other still ran: {spans}"
+                and asked[n] < runs[other]["ended"]]
+    assert refilled, f"no trial asked for in a pruned trial's slot while the other still ran: {spans}, {asked}"
 
 
 @pytest.mark.slow
