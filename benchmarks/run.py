@@ -9,14 +9,15 @@ sweep launchers, Optuna pruning.
     python benchmarks/run.py --only pictures          # the TensorBoard pictures' share of a run
     python benchmarks/run.py --only sweeps            # a sweep of short jobs: joblib vs parallel launcher
     python benchmarks/run.py --only pruning           # a Fashion-MNIST search with and without pruning (~15 min)
+    python benchmarks/run.py --only image_folder      # Fashion-MNIST as PNGs against data=fashion
     python benchmarks/run.py --device cuda --only overhead,tta,compile   # on a GPU machine
     python benchmarks/run.py --publish                # and update the published benchmarks/RESULTS.md
     make bench ARGS="--only overhead"
 
 Prints one rich table per section and writes this run's figures and tables, with the machine, to
 a new pair of files, benchmarks/results/<time>.json and <time>.md. Only --publish (or
---markdown-only) touches the published record: benchmarks/results/latest.json and
-benchmarks/RESULTS.md, where sections not run keep their last figures.
+--markdown-only) touches the published record, both in git: benchmarks/RESULTS.json and
+benchmarks/RESULTS.md, where sections not run keep their last figures and their date.
 Run it on a quiet machine: timings share the CPU with whatever else runs.
 """
 
@@ -40,9 +41,47 @@ from rich.table import Table  # noqa: E402
 
 from benchmarks.common import ROOT  # noqa: E402
 
-SECTIONS = ("overhead", "tta", "startup", "scaling", "compile", "pictures", "sweeps", "pruning")
-RESULTS_DIR = ROOT / "benchmarks" / "results"
+SECTIONS = ("overhead", "tta", "startup", "scaling", "compile", "pictures", "sweeps", "pruning", "image_folder")
+RESULTS_DIR = ROOT / "benchmarks" / "results"  # each run's own pair of files (not in git)
 MARKDOWN = ROOT / "benchmarks" / "RESULTS.md"
+RECORD = ROOT / "benchmarks" / "RESULTS.json"  # the published figures behind RESULTS.md (in git)
+
+# What each section's figures mean, under the tables of RESULTS.md.
+NOTES = {
+    "overhead": (
+        "The plain loop (`benchmarks/plain.py`) and `experiments.pipeline.train` (the code behind "
+        "`experiments/run.py`, with its default TensorBoard logger, checkpointing, progress bar and "
+        "per-epoch validation) train the same net, from the same seed, on the same tensors, with "
+        "the same batch size and optimizer, alternating in one process; both epochs are timed in "
+        "the process over the same span (`benchmarks/timing.py`). *ratio* is the median framework "
+        "epoch over the median plain one; *pair ratio* the median of each adjacent pair's ratio, "
+        "which cancels the drift of a shared machine between pairs; *ratio of minimums* the fastest "
+        "framework epoch over the fastest plain one (load only ever adds time). *bare Lightning* trains the "
+        "plain loop's net, optimizer and loss in a LightningModule with nothing else (no logging, "
+        "metrics, callbacks, checkpoints or progress bar; `benchmarks/common.py`), interleaved "
+        "with the other two: the part of the ratio that is Lightning's own loop."),
+    "tta": (
+        "A *reference epoch* (`benchmarks/reference.py`) is one epoch of a plain-PyTorch LeNet (the net of "
+        "`model=cnn`), SGD, batch 128, the 55,000 training images as whole-tensor batches, no framework, the "
+        "best of 2, timed just before each command: this machine's speed moves by 1.5x between days and within "
+        "minutes, so the targets are set in these units."),
+    "sweeps": (
+        "The two launchers alternate in one run (`benchmarks/sweeps.py`). *first job starts at*: from the "
+        "command's start to the first job's run (its `job.json`); *job s*: a job's own wall time from there. "
+        "Hydra's joblib launcher starts two loky workers that each import torch and Lightning; `parallel` "
+        "imports them once in its fork server and forks each job from it."),
+    "pruning": (
+        "`benchmarks/pruning.py`: both searches draw the same trials (TPE, seed 1234); the pruned one stops a "
+        "trial after an epoch whose val/acc is below the median of the completed trials at that epoch "
+        "(conf/hydra/sweeper/pruner/median.yaml). *CPU s*: the command's and its children's user + system "
+        "time, which moves less than the wall time with what else runs on the machine."),
+    "image_folder": (
+        "`benchmarks/image_folder.py`: Fashion-MNIST written as PNGs in torchvision's ImageFolder layout "
+        "(`train/<class>/`, `test/<class>/`), trained with `data=image_folder` and with `data=fashion`, same "
+        "model and batch size, alternating in one process; *ratio of minimums*: the fastest epoch of each (load "
+        "only ever adds time). The PNGs are decoded once, in `setup` (*decode*), "
+        "by the data module's threads; an epoch then reads uint8 tensors as `data=fashion` does."),
+}
 
 
 def machine() -> dict[str, str]:
@@ -158,6 +197,15 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                     "the whole command, median",
                     ["search", "trials", "wall s", "wall ratio", "CPU s", "CPU ratio", "best val/acc", "points below", "pruned",
                      "epochs trained", "load avg", "repeats", "ratio <= 0.5 and <= 0.5 points"], rows))
+    if "image_folder" in results:
+        rows = [[r["data"], fmt(r["epoch_s"]), fmt(r["first_epoch_s"]), fmt(r.get("pair_ratio"), 3),
+                 ", ".join(fmt(x, 3) for x in r.get("pair_ratios", [])) or "-", fmt(r.get("ratio_of_minimums"), 3),
+                 fmt(r.get("decode_s"), 1), str(r["repeats"]), fmt(r.get("ok"))] for r in results["image_folder"]]
+        model = results["image_folder"][0]["model"]
+        out.append((f"Image folder: Fashion-MNIST as 70,000 PNGs (data=image_folder) against data=fashion, model={model}, "
+                    "one epoch after the first, median of pairs",
+                    ["data", "epoch s", "first epoch s", "pair ratio", "pair ratios", "ratio of minimums",
+                     "decode of the PNGs s", "pairs", "pair ratio <= 1.2"], rows))
     return out
 
 
@@ -183,42 +231,22 @@ def to_markdown(results: dict, args: argparse.Namespace, published: bool = False
            f"{load_text(results.get('load_end'))}: other work on the machine slows what is timed.", ""]
           if results.get("load_start") else []),
         *(["Regenerate: `python benchmarks/run.py --publish` (all sections, about 20 min) or `python benchmarks/run.py "
-           "--only overhead,startup --repeats 5 --publish`; every figure is also in `benchmarks/results/latest.json`.",
+           "--only overhead,startup --repeats 5 --publish`; every figure is also in `benchmarks/RESULTS.json`.",
            ""] if published else []),
     ]
-    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures", "Sweep", "Pruning"),
-                     SECTIONS))
+    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures", "Sweep", "Pruning",
+                      "Image folder"), SECTIONS))
     names["Seeds"] = "tta"
-    for title, header, rows in tables(results):
-        section = next(v for k, v in names.items() if title.startswith(k))
+    drawn = [(next(v for k, v in names.items() if title.startswith(k)), title, header, rows)
+             for title, header, rows in tables(results)]
+    for i, (section, title, header, rows) in enumerate(drawn):
         if section in results.get("carried", {}):
             title += f" (from the run of {results['carried'][section]})"
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
         lines.append("")
-    if "overhead" in results:
-        lines += [
-            "The plain loop (`benchmarks/plain.py`) and `experiments.pipeline.train` (the code behind "
-            "`experiments/run.py`, with its default TensorBoard logger, checkpointing, progress bar and "
-            "per-epoch validation) train the same net, from the same seed, on the same tensors, with "
-            "the same batch size and optimizer, alternating in one process; both epochs are timed in "
-            "the process over the same span (`benchmarks/timing.py`). *ratio* is the median framework "
-            "epoch over the median plain one; *pair ratio* the median of each adjacent pair's ratio, "
-            "which cancels the drift of a shared machine between pairs; *ratio of minimums* the fastest "
-            "framework epoch over the fastest plain one (load only ever adds time). *bare Lightning* trains the "
-            "plain loop's net, optimizer and loss in a LightningModule with nothing else (no logging, "
-            "metrics, callbacks, checkpoints or progress bar; `benchmarks/common.py`), interleaved "
-            "with the other two: the part of the ratio that is Lightning's own loop.",
-            "",
-        ]
-    if "tta" in results:
-        lines += [
-            "A *reference epoch* (`benchmarks/reference.py`) is one epoch of a plain-PyTorch LeNet (the net of "
-            "`model=cnn`), SGD, batch 128, the 55,000 training images as whole-tensor batches, no framework, the "
-            "best of 2, timed just before each command: this machine's speed moves by 1.5x between days and within "
-            "minutes, so the targets are set in these units.",
-            "",
-        ]
+        if section in NOTES and (i + 1 == len(drawn) or drawn[i + 1][0] != section):  # under its last table
+            lines += [NOTES[section], ""]
     return "\n".join(lines)
 
 
@@ -227,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="repeats per measurement (default: overhead 9, startup 3, scaling 1, sweeps 3, pruning 1)")
+                        help="repeats per measurement (default: overhead 9, startup 3, scaling 1, sweeps 3, pruning 1, image_folder 5)")
     parser.add_argument("--quick", action="store_true",
                         help="overhead, startup and fashion_fast only, 1 repeat, scaling up to 1e5 points")
     parser.add_argument("--recipes", default="fashion_seed,fashion_fast,fashion_best",
@@ -246,17 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the in-process sections (default: torch's, one per core)")
     parser.add_argument("--publish", action="store_true",
-                        help="also update the published record, benchmarks/RESULTS.md and results/latest.json "
+                        help="also update the published record, benchmarks/RESULTS.md and RESULTS.json "
                              "(sections not run keep their figures there); without it only new files are written")
     parser.add_argument("--note", default=None, help="a line for the tables, e.g. what else ran on the machine")
     parser.add_argument("--markdown-only", action="store_true",
-                        help="rewrite benchmarks/RESULTS.md from results/latest.json (with --note), run nothing")
+                        help="rewrite benchmarks/RESULTS.md from benchmarks/RESULTS.json (with --note), run nothing")
     args = parser.parse_args(argv)
     if args.markdown_only:
-        results = json.loads((RESULTS_DIR / "latest.json").read_text())
+        results = json.loads(RECORD.read_text())
         if args.note is not None:
             results["note"] = args.note
-            (RESULTS_DIR / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+            RECORD.write_text(json.dumps(results, indent=2, default=str) + "\n")
         args.device = results.get("device", args.device)
         MARKDOWN.write_text(to_markdown(results, args, published=True))
         print(f"Markdown: {MARKDOWN}")
@@ -329,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import pruning
 
         results["pruning"] = pruning.run(args.repeats or 1, log=log)
+    if "image_folder" in sections:
+        from benchmarks import image_folder
+
+        results["image_folder"] = image_folder.run(args.repeats or 5, log=log)
     results["bench_wall_s"] = time.perf_counter() - started
     results["load_end"] = os.getloadavg()
     ran = [s for s in SECTIONS if s in results]
@@ -353,27 +385,23 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"Results: {own.with_suffix('.json')} and {own.with_suffix('.md')}")
     if args.publish:
         publish(results, args)
-        console.print(f"Published: {MARKDOWN} and {RESULTS_DIR / 'latest.json'}")
+        console.print(f"Published: {MARKDOWN} and {RECORD}")
     return 0
 
 
 def publish(results: dict, args: argparse.Namespace) -> None:
-    """Merge this run into the published record (latest.json, RESULTS.md): sections not run this
+    """Merge this run into the published record (RESULTS.json, RESULTS.md): sections not run this
     time keep their last figures, with their date."""
-    previous = RESULTS_DIR / "latest.json"
     merged = dict(results)
-    if previous.is_file():
-        try:
-            old = json.loads(previous.read_text())
-        except ValueError:
-            old = {}
+    if RECORD.is_file():
+        old = json.loads(RECORD.read_text())  # in git: a broken record is an error, not a fresh start
         carried = {}
         for section in SECTIONS:
             if section not in results and section in old:
                 merged[section] = old[section]
                 carried[section] = old.get("carried", {}).get(section, old.get("date"))
         merged["carried"] = carried
-    previous.write_text(json.dumps(merged, indent=2, default=str))
+    RECORD.write_text(json.dumps(merged, indent=2, default=str) + "\n")
     MARKDOWN.write_text(to_markdown(merged, args, published=True))
 
 

@@ -214,24 +214,30 @@ def test_benchmark_writes_a_new_record_and_publishes_only_when_asked(tmp_path, m
     monkeypatch.setattr(picture_bench, "run", lambda *args, **kwargs: [row])
     monkeypatch.setattr(bench, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(bench, "MARKDOWN", tmp_path / "RESULTS.md")
-    (tmp_path / "results").mkdir()
+    monkeypatch.setattr(bench, "RECORD", tmp_path / "RESULTS.json")
+    sweeps = [{"launcher": "parallel", "jobs": 6, "wall_s": 30.0, "first_job_s": 15.0, "job_wall_s": 3.0,
+               "ratio_to_joblib": 0.5, "repeats": 4}]
     published = {"date": "2026-01-01T00:00:00", "machine": {}, "overhead": [], "startup": [
-        {"command": "python experiments/run.py --help", "wall_s": 3.0, "repeats": 3}]}
-    (tmp_path / "results" / "latest.json").write_text(json.dumps(published))
+        {"command": "python experiments/run.py --help", "wall_s": 3.0, "repeats": 3}], "sweeps": sweeps,
+        "carried": {"sweeps": "2025-12-31T00:00:00"}}
+    (tmp_path / "RESULTS.json").write_text(json.dumps(published))
 
     assert bench.main(["--only", "pictures", "--quick"]) == 0
-    own = sorted(p.name for p in (tmp_path / "results").iterdir() if p.name != "latest.json")
+    own = sorted(p.name for p in (tmp_path / "results").iterdir())
     assert len(own) == 2 and own[0].endswith(".json") and own[1].endswith(".md"), own
     assert "| xor | experiment=xor | 30 |" in (tmp_path / "results" / own[1]).read_text()
     assert not (tmp_path / "RESULTS.md").exists()  # the published record is untouched
-    assert json.loads((tmp_path / "results" / "latest.json").read_text()) == published
+    assert json.loads((tmp_path / "RESULTS.json").read_text()) == published
 
     assert bench.main(["--only", "pictures", "--publish"]) == 0
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "| xor | experiment=xor | 30 |" in markdown and "2.00%" in markdown
     assert "Start-up: wall time of the command, median (from the run of 2026-01-01T00:00:00)" in markdown
-    latest = json.loads((tmp_path / "results" / "latest.json").read_text())
-    assert latest["pictures"] == [row] and latest["startup"] == published["startup"]
+    assert "Sweep launchers: 6 short XOR jobs, 2 at a time, the whole command, median (from the run of " \
+           "2025-12-31T00:00:00)" in markdown, "a section carried twice keeps the date it was measured"
+    assert bench.NOTES["sweeps"] in markdown.split("## Sweep launchers")[1], "its note under its table"
+    record = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert record["pictures"] == [row] and record["startup"] == published["startup"] and record["sweeps"] == sweeps
     assert len(list((tmp_path / "results").glob("*.md"))) == 2  # the second run's own record too
 
 

@@ -115,6 +115,23 @@ def test_a_trial_run_reports_each_epoch_and_stops_when_pruned_keeping_its_checkp
     assert frozen.state == PRUNED and frozen.value == pytest.approx(logged[2])
 
 
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_the_pruner_is_not_asked_after_the_last_epoch(tmp_path, epochs):
+    study = new_study(tmp_path / "study.db")
+    complete_trial(study, [0.0] * 10)
+    eager = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1, "n_warmup_steps": 0}
+    trial = running_trial(study, eager)  # worse than the median at every epoch
+
+    run_dir, job = fit_in_folder(tmp_path, tmp_path / "study.db", trial.number, f"trainer.max_epochs={epochs}")
+
+    frozen = fresh(tmp_path / "study.db").trials[trial.number]
+    assert sorted(frozen.intermediate_values) == [0], "epoch 0 reported, and the fit ended there"
+    if epochs == 1:  # the last epoch: its value reported, the trial not pruned
+        assert job["status"] == "ok" and frozen.state != PRUNED and max(val_losses(run_dir)) == 0
+    else:  # an epoch before the last: pruned there
+        assert job["status"] == "pruned" and job["pruned"]["epoch"] == 0 and frozen.state == PRUNED
+
+
 def test_a_trial_that_ended_in_the_study_trains_on_without_pruning(tmp_path, caplog):
     study = new_study(tmp_path / "study.db")
     complete_trial(study, [0.0] * 10)

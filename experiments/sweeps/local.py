@@ -9,17 +9,16 @@ hydra_plugins/lightning_hydra_lab/local_launcher.py.
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, filter_overrides
+from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
 from experiments.sweeps.hydra_internals import submitit_executor
 from experiments.sweeps.lost_jobs import lost_job
+from experiments.sweeps.submitit_session import SubmititSession
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
 log = logging.getLogger(__name__)
@@ -67,22 +66,8 @@ class LocalBehaviour:
             return lost_job(sweep_dir, num, overrides, "failed", error)
 
 
-class _Session:
-    def __init__(self, launcher: LocalBehaviour, executor: Any, sweep_dir: Path):
-        self.launcher, self.executor, self.sweep_dir = launcher, executor, sweep_dir
-
-    def __enter__(self) -> _Session:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-    def submit(self, num: int, overrides: list[str]) -> Callable[[], JobReturn]:
-        """Submit job ``num`` now; what waits for its result."""
-        log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
-        job = self.executor.submit(self.launcher, overrides, "hydra.sweep.dir", num, f"job_id_for_{num}",
-                                   Singleton.get_state())
-        return functools.partial(self.launcher._result, job, num, overrides, self.sweep_dir)
+class _Session(SubmititSession):
+    """Jobs of submitit's local executor, each waited for with ``job.wait()`` in ``_result``."""
 
 
 def _why_lost(job: Any, exc: Exception) -> str:

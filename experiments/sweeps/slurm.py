@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides
@@ -42,6 +42,7 @@ from omegaconf import OmegaConf
 
 from experiments.sweeps.hydra_internals import submitit_executor
 from experiments.sweeps.lost_jobs import lost_job
+from experiments.sweeps.submitit_session import SubmititSession
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
 # submitit reads this when it is imported: SLURM then sends SIGUSR1, the signal a run stops at
@@ -305,34 +306,23 @@ class ClusterBehaviour:
             return lost_job(sweep_dir, num, overrides, status, error)
 
 
-class _Session:
-    def __init__(self, launcher: ClusterBehaviour, executor: Any, sweep_dir: Path):
-        self.launcher, self.executor, self.sweep_dir = launcher, executor, sweep_dir
+class _Session(SubmititSession):
+    """SLURM jobs: each job's shape checked before it is submitted, its result waited for by polling."""
 
-    def __enter__(self) -> _Session:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-    def submit(self, num: int, overrides: list[str]) -> Callable[[], JobReturn]:
-        """Submit job ``num`` now; what waits for its result (in a thread of the sweep)."""
+    def check(self, overrides: list[str]) -> None:
         try:
             check_shape(dict(self.launcher.params), self.launcher.config.get("trainer"), [overrides])
         except SlurmRequestError as refused:
             print(refused, file=sys.stderr)
             sys.exit(1)
-        log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
-        job = self.executor.submit(self.launcher, overrides, "hydra.sweep.dir", num, f"job_id_for_{num}",
-                                   Singleton.get_state())
+
+    def submitted(self, job: Any, num: int) -> None:
         log.info("Submitted SLURM job %s (job %d)", job.job_id, num)
 
-        def result() -> JobReturn:
-            self.launcher._wait([job])
-            _wait_for_results([job])
-            return self.launcher._result(job, num, overrides, self.sweep_dir)
-
-        return result
+    def result(self, job: Any, num: int, overrides: list[str]) -> JobReturn:
+        self.launcher._wait([job])
+        _wait_for_results([job])
+        return super().result(job, num, overrides)
 
 
 def _missing_results(job: Any) -> list[int]:

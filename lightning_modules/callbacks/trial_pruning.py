@@ -9,7 +9,8 @@ Here:
   (never the sanity check), at step = the epoch's index (0-based, as Optuna's pruners count):
   a step that a resumed fit reaches again only for the same epoch, whose repeated report Optuna
   ignores; a batch size the search varies does not change it;
-- the pruner is asked after each report; when it says prune, the fit ends after this epoch as an
+- the pruner is asked after each report but the last epoch's (stopping then saves nothing, and
+  the trial completes with its value); when it says prune, the fit ends after this epoch as an
   early stop does (``trainer.should_stop``), with its checkpoints written, and ``pruned`` says at
   which epoch (experiments/runs/folder.py records it; the run's status is ``pruned``);
 - a non-finite value is not reported (the run fails as NaN, never as pruned);
@@ -66,7 +67,7 @@ class TrialPruning(Callback):
             value = _as_float(trainer.callback_metrics.get(self.monitor))
             if math.isfinite(value):
                 self.trial.report(value, step=epoch)
-                prune = bool(self.trial.should_prune())
+                prune = not _last_epoch(trainer) and bool(self.trial.should_prune())
             elif self.monitor not in trainer.callback_metrics:
                 log.warning("%s was not logged in epoch %d: nothing reported to trial %d", self.monitor, epoch,
                             self.trial.number)
@@ -79,6 +80,12 @@ class TrialPruning(Callback):
             if self.trial is not None:
                 log.info("Trial %d pruned by %s after epoch %d of %s (%s=%.6g): the fit stops here",
                          number, self.pruner_name, epoch + 1, trainer.max_epochs, self.monitor, value)
+
+
+def _last_epoch(trainer: Trainer) -> bool:
+    """The epoch that ends the fit by ``max_epochs`` (None or -1: no such epoch)."""
+    max_epochs = trainer.max_epochs
+    return max_epochs is not None and max_epochs > 0 and trainer.current_epoch + 1 >= max_epochs
 
 
 def _as_float(value: Any) -> float:
