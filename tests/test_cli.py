@@ -2,13 +2,12 @@
 
 import csv
 import os
-import subprocess
-import sys
 
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import ROOT
+from tests.helpers.preloaded import run_python
 
 ENV = {**os.environ, "PROJECT_ROOT": str(ROOT)}
 QUICK = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.max_epochs=20",
@@ -16,8 +15,7 @@ QUICK = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "traine
 
 
 def cli(script, *args, check=True):
-    proc = subprocess.run([sys.executable, f"experiments/{script}", *args], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    proc = run_python([f"experiments/{script}", *args], cwd=ROOT, env=ENV, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc

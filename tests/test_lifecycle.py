@@ -19,6 +19,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import ROOT
+from tests.helpers.preloaded import run_python
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 XOR = ["experiment=xor", "data.train_size=1000", "data.batch_size=32", "model.net.num_hidden=8"]
@@ -36,8 +37,7 @@ def env() -> dict[str, str]:
 
 
 def cli(*args: str, logs: Path, expect: int = 0) -> subprocess.CompletedProcess:
-    proc = subprocess.run(command(*args, logs=logs), cwd=ROOT, env=env(), capture_output=True, text=True,
-                          timeout=300)
+    proc = run_python(command(*args, logs=logs)[1:], cwd=ROOT, env=env(), timeout=300)
     assert proc.returncode == expect, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -103,11 +103,15 @@ def test_two_runs_started_together_get_their_own_folders(tmp_path):
         assert f"seed={seed}" in record["overrides"], "each folder holds its own run's config"
 
 
+# 5000 steps an epoch (about 8 s of CPU time), 2 epochs: a wide middle for the signal.
+WIDE_EPOCH_XOR = [*LONG_XOR, "data.train_size=40000", "trainer.max_epochs=2"]
+
+
 @pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_latest_ends_bit_identical(tmp_path):
-    # 1.5 s of computing after the first epoch's last.ckpt: past that epoch's end (its pictures and
-    # events may take most of a second), well before the next one's.
-    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path / "a", signal.SIGTERM, wait=1.5)
+    # 3 s of computing (all threads' CPU time) after the first epoch's last.ckpt: past that
+    # epoch's end work (pictures, events, metrics: up to 1.5 s here), well before the next end.
+    stopped = signal_after_first_checkpoint(WIDE_EPOCH_XOR, tmp_path / "a", signal.SIGTERM, wait=3.0)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
     (folder,) = runs(tmp_path / "a")
     last = folder / "checkpoints" / "last.ckpt"
@@ -115,13 +119,13 @@ def test_sigterm_mid_epoch_then_resume_latest_ends_bit_identical(tmp_path):
     assert f"Run interrupted by SIGTERM at step {step}." in stopped.stderr
     assert f"Checkpoint: {last}" in stopped.stderr
     assert f"Resume with: python experiments/run.py resume={folder}" in stopped.stderr
-    assert 2500 < step < 5000, "the checkpoint is of the signal's step, in the middle of epoch 1"
+    assert 5000 < step < 10000, "the checkpoint is of the signal's step, in the middle of epoch 1"
     record = json.loads((folder / "job.json").read_text())
     assert record["status"] == "interrupted" and record["error"].startswith("RunInterrupted")
 
-    resumed = cli(*LONG_XOR, "resume=latest", logs=tmp_path / "a")
+    resumed = cli(*WIDE_EPOCH_XOR, "resume=latest", logs=tmp_path / "a")
     assert f"Output: {folder}" in resumed.stdout + resumed.stderr and runs(tmp_path / "a") == [folder]
-    cli(*LONG_XOR, logs=tmp_path / "b")  # the same run, never interrupted
+    cli(*WIDE_EPOCH_XOR, logs=tmp_path / "b")  # the same run, never interrupted
     (straight,) = runs(tmp_path / "b")
     a, b = weights(last), weights(straight / "checkpoints" / "last.ckpt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "bit-identical to the uninterrupted run"

@@ -16,20 +16,22 @@ import re
 import shlex
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import DEBIAN_FASHION, ROOT
+from tests.helpers.preloaded import PreloadedPython
 
 README = ROOT / "README.md"
 # Training is cut to a few batches; everything else runs as typed.
 SHORT = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
          "trainer.enable_progress_bar=false"]
-# Placeholders, resumes, checkpoints and studies: what an earlier command made.
-READS_EARLIER_OUTPUT = ("<", "resume=", "ckpt_path=", "hparams_search=")
+# Placeholders, resumes and checkpoints: what earlier commands made (a search: its study, study_of).
+READS_EARLIER_OUTPUT = ("<", "resume=", "ckpt_path=")
 NEEDS_GPU = ("trainer=gpu", "trainer=ddp ", "data.on_device=true", "<gpu partition>", "--device cuda")
 
 
@@ -83,6 +85,7 @@ class Project:
 
     def __init__(self, home: Path, data_dir: Path, slurm_env: dict | None):
         self.home, self.data_dir, self.slurm_env = home, data_dir, slurm_env
+        self.python = PreloadedPython()  # each command its own process, without importing torch again
 
     def newest(self, pattern: str) -> Path:
         found = sorted(self.home.glob(pattern), key=lambda p: p.stat().st_mtime)
@@ -137,8 +140,26 @@ class Project:
         # The project folder last: the cluster's environment was taken from this process, whose
         # PROJECT_ROOT is the checkout (tests/conftest.py), where no README command may write.
         env = {**os.environ, **slurm, "PROJECT_ROOT": str(self.home), "TORCH_NUM_THREADS": "1"}
-        return subprocess.run(self.args_for(command), cwd=self.home, env=env, capture_output=True, text=True,
-                              timeout=600)
+        return self.python.run(self.args_for(command)[1:], cwd=self.home, env=env, timeout=600)
+
+
+def test_a_preloaded_command_runs_as_a_fresh_python_would(tmp_path):
+    """What test_every_readme_command_runs_as_written trusts of tests/helpers/preloaded.py."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import os, sys\n"
+        "print('argv', sys.argv[1:], 'cwd', os.getcwd(), 'env', os.environ.get('GREETING'), 'path0', sys.path[0])\n"
+        "print('to stderr', file=sys.stderr)\n"
+        "import atexit; atexit.register(lambda: print('at exit'))\n"
+        "if sys.argv[1] == 'raise': raise ValueError('a bad value')\n"
+        "sys.exit(int(sys.argv[1]))\n")
+    python = PreloadedPython()
+    done = python.run([str(script), "3"], cwd=tmp_path, env={**os.environ, "GREETING": "hello"}, timeout=120)
+    assert done.returncode == 3
+    assert done.stdout.splitlines() == [f"argv ['3'] cwd {tmp_path} env hello path0 {tmp_path}", "at exit"]
+    assert done.stderr == "to stderr\n"
+    raised = python.run([str(script), "raise"], cwd=tmp_path, env=dict(os.environ), timeout=120)
+    assert raised.returncode == 1 and "Traceback" in raised.stderr and "ValueError: a bad value" in raised.stderr
 
 
 def test_every_readme_command_runs_as_written(tmp_path, request):
@@ -157,13 +178,35 @@ def test_every_readme_command_runs_as_written(tmp_path, request):
     write_table(project.home / "data" / "houses.csv", target="price")
     runnable = [c for c in commands if not any(marker in c.text for marker in NEEDS_GPU)]
     # (tests/test_gpu.py covers the GPU path where a GPU exists.) Two commands at a time, one per
-    # core; a command that reads what earlier ones wrote waits for all of them.
-    outcomes = []
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for command in runnable:
-            if any(marker in command.text for marker in READS_EARLIER_OUTPUT):
-                for outcome in outcomes:
-                    outcome.result()
-            outcomes.append(pool.submit(project.failure, command))
+    # core, each once what it reads has been written (waits_for).
+    slots = threading.Semaphore(2)
+    outcomes: list[Future] = []
+
+    def run_after(command: Command, earlier: list[Future]) -> str | None:
+        for outcome in earlier:
+            outcome.result()
+        with slots:
+            return project.failure(command)
+
+    with ThreadPoolExecutor(max_workers=len(runnable)) as pool:
+        for i, command in enumerate(runnable):
+            earlier = [outcomes[j] for j in waits_for(command, runnable[:i])]
+            outcomes.append(pool.submit(run_after, command, earlier))
     failures = [f for f in (outcome.result() for outcome in outcomes) if f]
     assert not failures, "\n\n".join(failures)
+
+
+def study_of(text: str) -> tuple[str, str] | None:
+    """The Optuna study a README command runs trials of (its search and study name), or None."""
+    search = re.search(r"hparams_search=(\S+)", text)
+    name = re.search(r"hydra\.sweeper\.study_name=(\S+)", text)
+    return (search.group(1), name.group(1) if name else "") if search else None
+
+
+def waits_for(command: Command, earlier: list[Command]) -> list[int]:
+    """The earlier commands that ``command`` reads the output of: all of them for a placeholder, a
+    resume or a checkpoint; those of its own study for a search (which continues it)."""
+    if any(marker in command.text for marker in READS_EARLIER_OUTPUT):
+        return list(range(len(earlier)))
+    study = study_of(command.text)
+    return [i for i, c in enumerate(earlier) if study is not None and study_of(c.text) == study]

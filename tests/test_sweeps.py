@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers.preloaded import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -23,10 +24,8 @@ def cli(*args: str, logs: Path, timeout: int = 300, expect: int = 0) -> subproce
     """Run experiments/run.py as a user would, with every log under `logs`."""
     env = {**os.environ, "PROJECT_ROOT": str(ROOT)}
     env.pop("TORCH_NUM_THREADS", None)
-    proc = subprocess.run(
-        [sys.executable, "experiments/run.py", *args, *QUIET, f"paths.log_dir={logs}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-    )
+    proc = run_python(["experiments/run.py", *args, *QUIET, f"paths.log_dir={logs}"], cwd=ROOT, env=env,
+                      timeout=timeout)
     assert proc.returncode == expect, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc
 
