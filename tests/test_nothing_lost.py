@@ -21,6 +21,7 @@ import torch
 from experiments.config import overrides
 from tests.conftest import QUIET, ROOT
 from tests.helpers.user_code import FOR_XOR, user_package
+from tests.helpers.preloaded import run_python
 
 # A pasted command's `python` is the one of the environment the user activated: this interpreter's.
 ACTIVATED_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -28,8 +29,8 @@ XOR = ["experiment=xor", "data.train_size=200", "data.val_size=100", "data.test_
 
 
 def script(name: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "experiments" / name), *args], cwd=cwd,
-                          env={**os.environ, "PROJECT_ROOT": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    return run_python([str(ROOT / "experiments" / name), *args], cwd=cwd, env={**os.environ, "PROJECT_ROOT": str(ROOT)},
+                      timeout=300)
 
 
 def start(*args: str) -> subprocess.Popen:
