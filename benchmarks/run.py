@@ -1,7 +1,7 @@
 """Benchmark suite: framework overhead, time to accuracy, start-up, scaling, torch.compile, pictures,
 sweep launchers, Optuna pruning.
 
-    python benchmarks/run.py                          # everything (about 20 min on 2 CPU cores)
+    python benchmarks/run.py                          # everything (roughly 45 min on 2 CPU cores)
     python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
     python benchmarks/run.py --only overhead,startup --repeats 5
     python benchmarks/run.py --only tta --recipes fashion_fast
@@ -71,8 +71,9 @@ NOTES = {
         "Hydra's joblib launcher starts two loky workers that each import torch and Lightning; `parallel` "
         "imports them once in its fork server and forks each job from it."),
     "pruning": (
-        "`benchmarks/pruning.py`: both searches draw the same trials (TPE, seed 1234); the pruned one stops a "
-        "trial after an epoch whose val/acc is below the median of the completed trials at that epoch "
+        "`benchmarks/pruning.py`: both searches draw the same trials until TPE's random start-up ones end "
+        "(seed 1234); after them TPE learns from the pruned trials' curves and draws differently. The pruned one "
+        "stops a trial after an epoch whose val/acc is below the median of the completed trials at that epoch "
         "(conf/hydra/sweeper/pruner/median.yaml). *CPU s*: the command's and its children's user + system "
         "time, which moves less than the wall time with what else runs on the machine."),
     "image_folder": (
@@ -230,7 +231,7 @@ def to_markdown(results: dict, args: argparse.Namespace, published: bool = False
         *([f"Load average (1, 5, 15 min) at the start {load_text(results['load_start'])}, at the end "
            f"{load_text(results.get('load_end'))}: other work on the machine slows what is timed.", ""]
           if results.get("load_start") else []),
-        *(["Regenerate: `python benchmarks/run.py --publish` (all sections, about 20 min) or `python benchmarks/run.py "
+        *(["Regenerate: `python benchmarks/run.py --publish` (all sections, roughly 45 min) or `python benchmarks/run.py "
            "--only overhead,startup --repeats 5 --publish`; every figure is also in `benchmarks/RESULTS.json`.",
            ""] if published else []),
     ]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEBIAN_FASHION, ROOT
-from tests.helpers.preloaded import PreloadedPython
+from tests.helpers.preloaded import run_python
 
 README = ROOT / "README.md"
 # Training is cut to a few batches; everything else runs as typed.
@@ -85,7 +85,6 @@ class Project:
 
     def __init__(self, home: Path, data_dir: Path, slurm_env: dict | None):
         self.home, self.data_dir, self.slurm_env = home, data_dir, slurm_env
-        self.python = PreloadedPython()  # each command its own process, without importing torch again
 
     def newest(self, pattern: str) -> Path:
         found = sorted(self.home.glob(pattern), key=lambda p: p.stat().st_mtime)
@@ -140,7 +139,7 @@ class Project:
         # The project folder last: the cluster's environment was taken from this process, whose
         # PROJECT_ROOT is the checkout (tests/conftest.py), where no README command may write.
         env = {**os.environ, **slurm, "PROJECT_ROOT": str(self.home), "TORCH_NUM_THREADS": "1"}
-        return self.python.run(self.args_for(command)[1:], cwd=self.home, env=env, timeout=600)
+        return run_python(self.args_for(command)[1:], cwd=self.home, env=env, timeout=600)
 
 
 def test_a_preloaded_command_runs_as_a_fresh_python_would(tmp_path):
@@ -153,12 +152,11 @@ def test_a_preloaded_command_runs_as_a_fresh_python_would(tmp_path):
         "import atexit; atexit.register(lambda: print('at exit'))\n"
         "if sys.argv[1] == 'raise': raise ValueError('a bad value')\n"
         "sys.exit(int(sys.argv[1]))\n")
-    python = PreloadedPython()
-    done = python.run([str(script), "3"], cwd=tmp_path, env={**os.environ, "GREETING": "hello"}, timeout=120)
+    done = run_python([str(script), "3"], cwd=tmp_path, env={**os.environ, "GREETING": "hello"}, timeout=120)
     assert done.returncode == 3
     assert done.stdout.splitlines() == [f"argv ['3'] cwd {tmp_path} env hello path0 {tmp_path}", "at exit"]
     assert done.stderr == "to stderr\n"
-    raised = python.run([str(script), "raise"], cwd=tmp_path, env=dict(os.environ), timeout=120)
+    raised = run_python([str(script), "raise"], cwd=tmp_path, env=dict(os.environ), timeout=120)
     assert raised.returncode == 1 and "Traceback" in raised.stderr and "ValueError: a bad value" in raised.stderr
 
 

@@ -71,9 +71,9 @@ class PreloadedPython:
     """``run([script, *args], cwd=, env=, timeout=)`` -> ``subprocess.CompletedProcess``. The fork
     server is this process's one (multiprocessing keeps one): the first to start it sets its preload."""
 
-    def __init__(self, preload: list[str] = PRELOAD):
+    def __init__(self):
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(preload)
+        self.context.set_forkserver_preload(PRELOAD)
         self.sys_path = _clean_sys_path()
 
     def run(self, argv: list[str], cwd: Path | str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
