@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -104,11 +105,11 @@ def start(cluster, *args: str, logs: Path, job: list[str] = SMALL_JOB) -> subpro
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(path_glob, root: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+def wait_for(path_glob, root: Path, proc: subprocess.Popen, timeout: float = 120, every: float = 0.2) -> None:
     deadline = time.time() + timeout
     while not list(root.glob(path_glob)):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.2)
+        time.sleep(every)
 
 
 def slurm_job_id(job_dir: Path, key: str = "slurm_job_id") -> str:
@@ -344,17 +345,25 @@ def test_a_cancelled_two_node_job_stops_all_ranks_at_one_step_and_is_a_failed_ro
 
 def test_an_early_time_limit_warning_on_two_nodes_ends_the_job_as_a_timeout(slurm_cluster, tmp_path):
     # SLURM may send the warning well before signal_delay_s: here while the ranks still import torch
-    # (Hydra has written the job's config; training has not started, no checkpoint exists).
+    # (Hydra has written the job's config and runs the job; the run has not started, no checkpoint
+    # exists). Rank 0 gets submitit's "not requeued" error there, which Hydra keeps as the job's
+    # result: the job must still end, not leave rank 1 waiting for rank 0 in DDP.
     proc = start(slurm_cluster, *MULTI_NODE, "trainer.max_epochs=100", logs=tmp_path, job=TWO_NODE_JOB)
-    wait_for("0/.hydra/config.yaml", tmp_path / "sweep", proc)
+    wait_for("0/.hydra/config.yaml", tmp_path / "sweep", proc, every=0.02)
     (job,) = slurm_cluster.jobs()
-    slurm_cluster.slurm("scancel", "--signal=USR1", job)
-    assert left_queue_within(slurm_cluster, job, 60), "the job ended; no rank waited for rank 0"
+    for rank in (0, 1):  # as slurmstepd sends it, without scancel's delay
+        os.kill(task_pid(slurm_cluster, job, rank), signal.SIGUSR1)
+    ended = left_queue_within(slurm_cluster, job, 60)
+    if not ended:
+        slurm_cluster.slurm("scancel", job)  # the next tests need the nodes
+    assert ended, "a rank waited for rank 0, which had ended"
     out, err = proc.communicate(timeout=300)
     slurm_cluster.wait_idle()
     assert proc.returncode == 1 and "(1 jobs, 1 failed)" in out, err[-3000:]
     row = rows_of(tmp_path / "sweep")["0"]
     assert row["status"] == "timeout", row
+    if not (tmp_path / "sweep" / "0" / "checkpoints" / "last.ckpt").exists():
+        assert "before the run's first checkpoint, so there is nothing to resume" in row["error"], row
     record = json.loads((tmp_path / "sweep" / "0" / "job.json").read_text())
     assert record["checkpoints"] == sorted(str(p) for p in (tmp_path / "sweep" / "0" / "checkpoints").glob("*.ckpt"))
 

@@ -37,10 +37,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
-from experiments.sweeps.hydra_internals import submitit_executor
+from experiments.runs import checkpoints
+from experiments.runs.naming import sweep_job_dir
+from experiments.sweeps.hydra_internals import stored_outcome, submitit_executor
 from experiments.sweeps.lost_jobs import lost_job
 from experiments.sweeps.submitit_session import SubmititSession
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
@@ -167,12 +169,16 @@ def check_shape(params: dict[str, Any], trainer: Any, job_overrides: Sequence[Se
                     f"hydra.launcher.{launcher_key}={asked}. Run one sweep per trainer.{key}.")
 
 
-def _why_lost(job: Any, exc: Exception) -> tuple[str, str]:
-    """(status, error) for a job that returned no result, from submitit's error and SLURM's state."""
+def _why_lost(job: Any, exc: Exception, resumable: bool = True) -> tuple[str, str]:
+    """(status, error) for a job that returned no result, from submitit's error and SLURM's state;
+    ``resumable``: its run saved a checkpoint."""
     text = str(exc)
     if "timed-out too many times" in text or job.state == "TIMEOUT":
+        then = ("resume it with resume=<job folder>" if resumable else
+                "it came before the run's first checkpoint, so there is nothing to resume; give it a longer "
+                "hydra.launcher.timeout_min")
         return "timeout", (f"SLURM job {job.job_id} reached its time limit with no requeue left "
-                           "(hydra.launcher.max_num_timeout); resume it with resume=<job folder>")
+                           f"(hydra.launcher.max_num_timeout); {then}")
     cause = _cause(job, text)
     if cause.endswith(f": {signal.strsignal(signal.SIGUSR1)}"):  # srun's words for a task the warning killed
         return "timeout", (f"SLURM job {job.job_id} got its time-limit warning (SIGUSR1, signal_delay_s before the "
@@ -224,13 +230,20 @@ class ClusterBehaviour:
 
         check_root_node_resolves()
         try:
-            return super().__call__(*args, **kwargs)
+            result = super().__call__(*args, **kwargs)
         except RunInterrupted as stop:
             requeue = signal.getsignal(signal.SIGUSR1)  # submitit's, put back by the run folder
             if stop.signum == signal.SIGUSR1 and callable(requeue):
                 requeue(signal.SIGUSR1, None)  # rank 0 requeues (and exits) or raises; other ranks return
             _leave_the_end_to_rank_zero()
             raise
+        if result.status is JobStatus.FAILED and _tasks() > 1:
+            # Hydra keeps a job's error in its result, and this task would exit 0 while the other
+            # ranks wait for it in DDP (30 minutes): raised, it ends the job step (SRUN_ARGS). So
+            # does submitit's own "not requeued" error when the time-limit warning came before the
+            # run could catch it (while the task still imported torch).
+            raise stored_outcome(result)
+        return result
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         executor, sweep_dir = self._executor(job_overrides)
@@ -301,7 +314,8 @@ class ClusterBehaviour:
             raise next((e for e in raised if e is not None), None) or UncompletedJobError(
                 f"Job {job.job_id} (task: {missing[0]}) has not produced any output (state: {job.state})")
         except Exception as exc:  # noqa: BLE001 - a lost job is a row, the sweep goes on
-            status, error = _why_lost(job, exc)
+            last = sweep_job_dir(sweep_dir, num, overrides) / "checkpoints" / checkpoints.LAST
+            status, error = _why_lost(job, exc, resumable=last.is_file())
             log.error("SLURM job %s (job %d) returned no result: %s", job.job_id, num, error)
             return lost_job(sweep_dir, num, overrides, status, error)
 
@@ -359,11 +373,16 @@ def check_root_node_resolves() -> None:
         ) from None
 
 
+def _tasks() -> int:
+    """How many tasks (ranks) this SLURM job has."""
+    return int(os.environ.get("SLURM_NTASKS") or 1)
+
+
 def _leave_the_end_to_rank_zero() -> None:
     """Another rank than 0 of a stopped run waits here: rank 0 requeues the job or records its
     timeout, then exits, and srun ends the step (``SRUN_ARGS``). Exiting first, with the signal's
     exit code, would let srun kill rank 0 before it is done."""
-    if int(os.environ.get("SLURM_PROCID") or 0) == 0 or int(os.environ.get("SLURM_NTASKS") or 1) < 2:
+    if int(os.environ.get("SLURM_PROCID") or 0) == 0 or _tasks() < 2:
         return
     log.info("Rank %s stopped; rank 0 ends the job", os.environ["SLURM_PROCID"])
     time.sleep(RANK_ZERO_GRACE_S)
