@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from tests.conftest import ROOT
 from tests.helpers.preloaded import run_python
@@ -63,11 +64,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def signal_after_first_checkpoint(args: list[str], logs: Path, *signums: int,
-                                  wait: float = 0.8) -> subprocess.CompletedProcess:
+def logged_step(logs: Path) -> int:
+    """The last step at which the run under ``logs`` logged ``train/loss_step``, as far as its
+    TensorBoard events are written (the loader stops at a record still being written)."""
+    steps = [-1]
+    for path in logs.rglob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(path)).Load():
+            if any(value.tag == "train/loss_step" for value in event.summary.value):
+                steps.append(event.step)
+    return max(steps)
+
+
+def signal_after_first_checkpoint(args: list[str], logs: Path, *signums: int, wait: float = 0.8,
+                                  after_step: int | None = None) -> subprocess.CompletedProcess:
     """Start a run; once its first epoch's last.ckpt exists and the run has computed ``wait`` s
-    more (so mid-epoch 1), send each of ``signums``, 50 ms apart (two signals sent at once would
-    merge into one)."""
+    more (so mid-epoch 1), or once it has logged a training step past ``after_step``, send each
+    of ``signums``, 50 ms apart (two signals sent at once would merge into one)."""
     proc = subprocess.Popen(command(*args, logs=logs), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -75,7 +87,11 @@ def signal_after_first_checkpoint(args: list[str], logs: Path, *signums: int,
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.1)
     start = cpu_seconds(proc.pid)
-    while proc.poll() is None and cpu_seconds(proc.pid) - start < wait and time.time() < deadline:
+    while after_step is None and cpu_seconds(proc.pid) - start < wait and proc.poll() is None:
+        assert time.time() < deadline, "no progress"
+        time.sleep(0.05)
+    while after_step is not None and logged_step(logs) <= after_step:
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.05)
     for signum in signums:
         proc.send_signal(signum)
@@ -109,9 +125,10 @@ WIDE_EPOCH_XOR = [*LONG_XOR, "data.train_size=40000", "trainer.max_epochs=2"]
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_latest_ends_bit_identical(tmp_path):
-    # 3 s of computing (all threads' CPU time) after the first epoch's last.ckpt: past that
-    # epoch's end work (pictures, events, metrics: up to 1.5 s here), well before the next end.
-    stopped = signal_after_first_checkpoint(WIDE_EPOCH_XOR, tmp_path / "a", signal.SIGTERM, wait=3.0)
+    # Once epoch 1 has logged a step past 5500 (its 500th), well before its end at 10000: a
+    # time after the first epoch's checkpoint, even in CPU seconds, once fell before epoch 1's
+    # first step on a loaded machine.
+    stopped = signal_after_first_checkpoint(WIDE_EPOCH_XOR, tmp_path / "a", signal.SIGTERM, after_step=5500)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
     (folder,) = runs(tmp_path / "a")
     last = folder / "checkpoints" / "last.ckpt"
@@ -136,7 +153,7 @@ def test_sigterm_mid_epoch_then_resume_latest_ends_bit_identical(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGUSR1, 138)], ids=["ctrl-c", "sigusr1"])
 def test_ctrl_c_and_sigusr1_save_a_checkpoint_and_exit_128_plus_n(tmp_path, signum, code):
-    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path, signum)
+    stopped = signal_after_first_checkpoint(LONG_XOR, tmp_path, signum, after_step=2600)
     assert stopped.returncode == code, stopped.stderr[-3000:]
     (folder,) = runs(tmp_path)
     assert f"Run interrupted by {signal.Signals(signum).name} at step" in stopped.stderr
