@@ -362,8 +362,9 @@ def test_an_early_time_limit_warning_on_two_nodes_ends_the_job_as_a_timeout(slur
     assert proc.returncode == 1 and "(1 jobs, 1 failed)" in out, err[-3000:]
     row = rows_of(tmp_path / "sweep")["0"]
     assert row["status"] == "timeout", row
-    if not (tmp_path / "sweep" / "0" / "checkpoints" / "last.ckpt").exists():
-        assert "before the run's first checkpoint, so there is nothing to resume" in row["error"], row
+    resumable = (tmp_path / "sweep" / "0" / "checkpoints" / "last.ckpt").exists()
+    then = "resume it with resume=<job folder>" if resumable else "so there is nothing to resume"
+    assert then in row["error"], row  # a resume command only where there is a checkpoint to resume
     record = json.loads((tmp_path / "sweep" / "0" / "job.json").read_text())
     assert record["checkpoints"] == sorted(str(p) for p in (tmp_path / "sweep" / "0" / "checkpoints").glob("*.ckpt"))
 
