@@ -1,5 +1,6 @@
 """The speed-record techniques the Fashion-MNIST recipes use (issue 21), each doing what it claims:
-patch whitening, space-to-depth, test-time augmentation, alternating flips."""
+patch whitening, space-to-depth, identity initialisation, BatchNorm options, test-time
+augmentation, alternating flips."""
 
 from __future__ import annotations
 
@@ -78,6 +79,41 @@ def test_airbench_conv_group_pools_after_its_first_conv():
         group.register_forward_hook(lambda module, args, out: sizes.append(tuple(out.shape[1:])))
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     assert sizes == [(8, 13, 13), (16, 6, 6)], "27x27 after the 2x2 whitening, halved by each group"
+
+
+def test_identity_init_starts_each_conv_as_the_identity_on_its_first_channels():
+    torch.manual_seed(0)
+    net = AirbenchNet(widths=[8, 16], depth=2, identity_init=True)
+    convs = [m for m in net.groups.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(8, 8), (8, 8), (8, 16), (16, 16)]
+    for conv in convs:
+        x = torch.randn(2, conv.in_channels, 9, 9)
+        n = min(conv.in_channels, conv.out_channels)
+        out = conv(x)
+        assert torch.allclose(out[:, :n], x[:, :n]), "out channel i copies in channel i"
+        if conv.out_channels > n:
+            assert out[:, n:].abs().sum() > 0, "the other filters keep their random initialisation"
+    plain = AirbenchNet(widths=[8, 16], depth=2)
+    assert not torch.allclose(plain.groups[0][4](torch.ones(1, 8, 5, 5))[:, :, 2, 2], torch.ones(1, 8))
+
+
+def test_bn_scale_false_trains_only_the_shift_and_bn_momentum_sets_the_running_statistics():
+    torch.manual_seed(0)
+    net = AirbenchNet(widths=[8], depth=1, whitening_kernel=0, bn_scale=False, bn_momentum=0.6)
+    norm = net.groups[0][2]
+    assert isinstance(norm, torch.nn.BatchNorm2d) and not norm.weight.requires_grad and norm.bias.requires_grad
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(16, 1, 28, 28)
+    with torch.no_grad():
+        pooled = net.groups[0][1](net.groups[0][0](x))  # what the BatchNorm normalises
+    net(x).square().mean().backward()
+    optimizer.step()
+    assert torch.equal(norm.weight, torch.ones(8)), "the scale stays 1"
+    assert not torch.equal(norm.bias, torch.zeros(8)), "the shift learns"
+    assert torch.allclose(norm.running_mean, 0.6 * pooled.mean(dim=(0, 2, 3)), atol=1e-6), "momentum 0.6 of the batch"
+    assert AirbenchNet(widths=[8]).groups[0][2].momentum == 0.1
+    with pytest.raises(ValueError, match="bn_momentum"):
+        AirbenchNet(bn_momentum=0.0)
 
 
 # ---- test-time augmentation ---------------------------------------------------------------------

@@ -162,6 +162,9 @@ class AirbenchNet:
     space_to_depth: int = 1
     image_size: int = 28
     channels_last: bool = False
+    identity_init: bool = False
+    bn_scale: bool = True
+    bn_momentum: float = 0.1
 
 
 @dataclass
