@@ -7,9 +7,11 @@ the median of the pair ratios (the verdict) and the ratio of the fastest epochs.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from typing import Any
 
+from benchmarks.clock import cpu_clock
 from benchmarks.common import PlainSetup, framework_warmup, interleaved, lightning_epoch_of, median, plain_epoch_of
 
 # The issue's references on the 2-core CPU: plain loop, batch 128, ~7.5 s (LeNet) and ~1.5 s
@@ -33,7 +35,17 @@ TARGET_CASES = ("cnn", "mlp")
 TARGET_RATIO = 1.03
 
 
-def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, log=print) -> list[dict[str, Any]]:
+def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, log=print,
+        clock: str = "wall") -> list[dict[str, Any]]:
+    """The rows of the overhead table; ``clock="cpu"`` times every epoch by the main thread's CPU
+    time with one torch thread (benchmarks/clock.py), a CPU-only measure of each side's work."""
+    if clock == "cpu" and device != "cpu":
+        raise ValueError("the CPU-time clock counts no GPU work: use it with --device cpu")
+    with cpu_clock() if clock == "cpu" else contextlib.nullcontext():
+        return _run(repeats, device, cases, log, clock)
+
+
+def _run(repeats: int, device: str, cases: list[str] | None, log, clock: str) -> list[dict[str, Any]]:
     rows = []
     workdir = tempfile.mkdtemp(prefix="bench-overhead-")
     for name in cases or list(CASES):
@@ -56,6 +68,7 @@ def run(repeats: int = 3, device: str = "cpu", cases: list[str] | None = None, l
         pair_ratios = [f["epoch_s"] / p["epoch_s"] for p, f in zip(plain, framework)]
         rows.append({
             "case": name,
+            "clock": clock,
             "overrides": " ".join(overrides),
             "batch_size": setup.batch_size,
             "steps": plain[-1]["steps"],

@@ -7,11 +7,12 @@ validate once per epoch (loss and accuracy). No DataLoader, no logging, no check
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+
+from benchmarks.clock import clock
 
 
 def plain_epoch(
@@ -36,7 +37,7 @@ def plain_epoch(
     sync = sync or (lambda: None)
     sync()
     x_train, y_train = train
-    start = time.perf_counter()
+    start = clock()
     net.train()
     order = torch.randperm(len(x_train), device=x_train.device)
     steps = 0
@@ -57,13 +58,13 @@ def plain_epoch(
         if max_steps is not None and steps >= max_steps:
             break
     sync()
-    train_end = time.perf_counter()
+    train_end = clock()
     val_acc = None
     if val is not None and max_steps is None:
         val_acc = evaluate(net, loss_fn, val, eval_batch_size, transform, predict)
     _ = running.item()
     sync()
-    end = time.perf_counter()
+    end = clock()
     return {"epoch_s": end - start, "train_s": train_end - start, "steps": steps, "val_acc": val_acc}
 
 

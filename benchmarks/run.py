@@ -4,6 +4,7 @@ sweep launchers, Optuna pruning.
     python benchmarks/run.py                          # everything (roughly 45 min on 2 CPU cores)
     python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
     python benchmarks/run.py --only overhead,startup --repeats 5
+    python benchmarks/run.py --only overhead_cpu      # the same, timed by CPU time on one thread
     python benchmarks/run.py --only tta --recipes fashion_fast
     python benchmarks/run.py --only tta --recipes fashion_fast,fashion_best --seeds 3   # the seed table
     python benchmarks/run.py --only pictures          # the TensorBoard pictures' share of a run
@@ -41,7 +42,8 @@ from rich.table import Table  # noqa: E402
 
 from benchmarks.common import ROOT  # noqa: E402
 
-SECTIONS = ("overhead", "tta", "startup", "scaling", "compile", "pictures", "sweeps", "pruning", "image_folder")
+SECTIONS = ("overhead", "overhead_cpu", "tta", "startup", "scaling", "compile", "pictures", "sweeps", "pruning",
+            "image_folder")
 RESULTS_DIR = ROOT / "benchmarks" / "results"  # each run's own pair of files (not in git)
 MARKDOWN = ROOT / "benchmarks" / "RESULTS.md"
 RECORD = ROOT / "benchmarks" / "RESULTS.json"  # the published figures behind RESULTS.md (in git)
@@ -60,6 +62,12 @@ NOTES = {
         "plain loop's net, optimizer and loss in a LightningModule with nothing else (no logging, "
         "metrics, callbacks, checkpoints or progress bar; `benchmarks/common.py`), interleaved "
         "with the other two: the part of the ratio that is Lightning's own loop."),
+    "overhead_cpu": (
+        "The same three sides as the overhead table, interleaved the same way, each epoch timed by the CPU time "
+        "of the process's main thread (`time.thread_time`) with torch on that one thread "
+        "(`benchmarks/clock.py`): everything an epoch computes is counted, and the time that other processes "
+        "hold the cores is not. It measures how much work each side does, not how long a run takes: the "
+        "framework's own work beside bare Lightning's, steadier than wall time on a shared machine."),
     "tta": (
         "A *reference epoch* (`benchmarks/reference.py`) is one epoch of a plain-PyTorch LeNet (the net of "
         "`model=cnn`), SGD, batch 128, the 55,000 training images as whole-tensor batches, no framework, the "
@@ -118,14 +126,18 @@ def fmt(value, digits: int = 2, pct: bool = False) -> str:
 def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) per section, shared by the console and the markdown."""
     out = []
-    if "overhead" in results:
+    for key, title in (("overhead", "Framework overhead: one Fashion-MNIST epoch (train + validation), median"),
+                       ("overhead_cpu", ("CPU work of the framework: the overhead table timed by the main thread's "
+                                         "CPU time, one torch thread, median"))):
+        if key not in results:
+            continue
         rows = [[r["case"], r["overrides"], str(r["batch_size"]), str(r["steps"]), fmt(r["plain_epoch_s"]),
                  fmt(r["framework_epoch_s"]), fmt(r["ratio"], 3), fmt(r.get("ratio_pairs_median"), 3),
                  fmt(r.get("ratio_of_minimums"), 3), fmt(r["train_ratio"], 3),
                  fmt(r.get("lightning_ratio_pairs_median"), 3), fmt(r.get("lightning_ratio_of_minimums"), 3),
                  fmt(r.get("over_lightning_pairs_median"), 3), f"{r['repeats']}", fmt(r["ok"])]
-                for r in results["overhead"]]
-        out.append(("Framework overhead: one Fashion-MNIST epoch (train + validation), median",
+                for r in results[key]]
+        out.append((title,
                     ["case", "config", "batch", "steps", "plain s", "framework s", "ratio", "pair ratio",
                      "ratio of minimums", "train-only ratio", "bare Lightning: pair ratio",
                      "bare Lightning: ratio of minimums", "framework over bare Lightning: pair ratio", "repeats",
@@ -235,8 +247,8 @@ def to_markdown(results: dict, args: argparse.Namespace, published: bool = False
            "--only overhead,startup --repeats 5 --publish`; every figure is also in `benchmarks/RESULTS.json`.",
            ""] if published else []),
     ]
-    names = dict(zip(("Framework", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures", "Sweep", "Pruning",
-                      "Image folder"), SECTIONS))
+    names = dict(zip(("Framework", "CPU work", "Time to", "Start-up", "Scaling", "torch.compile", "Pictures", "Sweep",
+                      "Pruning", "Image folder"), SECTIONS))
     names["Seeds"] = "tta"
     drawn = [(next(v for k, v in names.items() if title.startswith(k)), title, header, rows)
              for title, header, rows in tables(results)]
@@ -298,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.overhead import CASES
 
     unknown = sorted(set(args.cases.split(",")) - set(CASES))
-    if "overhead" in sections and unknown:
+    if {"overhead", "overhead_cpu"} & set(sections) and unknown:
         parser.error(f"unknown overhead case(s) {unknown}; choose from {', '.join(CASES)}")
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     if args.seeds is not None and args.seeds < 1:
@@ -326,6 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import overhead
 
         results["overhead"] = overhead.run(args.repeats or 9, args.device, args.cases.split(","), log=log)
+    if "overhead_cpu" in sections and args.device != "cpu":
+        log("overhead_cpu: skipped, the CPU-time clock counts no GPU work")
+    elif "overhead_cpu" in sections:
+        from benchmarks import overhead
+
+        results["overhead_cpu"] = overhead.run(args.repeats or 9, args.device, args.cases.split(","), log=log,
+                                               clock="cpu")
     if "startup" in sections:
         from benchmarks import startup
 

@@ -7,11 +7,12 @@ measured to ``EpochTimer.records`` so the benchmark, in the same process, can re
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 import torch
 from lightning.pytorch.callbacks import Callback
+
+from benchmarks.clock import clock
 
 
 def _sync(pl_module) -> None:
@@ -34,24 +35,24 @@ class EpochTimer(Callback):
         self._steps = 0
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        self._fit_start = time.perf_counter()
+        self._fit_start = clock()
 
     def on_fit_end(self, trainer, pl_module) -> None:
         _sync(pl_module)
-        EpochTimer.fit_s = time.perf_counter() - self._fit_start
+        EpochTimer.fit_s = clock() - self._fit_start
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._steps = 0
         _sync(pl_module)
-        self._start = self._last_batch_end = time.perf_counter()
+        self._start = self._last_batch_end = clock()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._steps += 1
-        self._last_batch_end = time.perf_counter()
+        self._last_batch_end = clock()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         _sync(pl_module)
-        end = time.perf_counter()
+        end = clock()
         EpochTimer.records.append({
             "epoch": trainer.current_epoch,
             "epoch_s": end - self._start,

@@ -49,3 +49,48 @@ def test_seeds_below_one_are_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_:
         run.main(["--only", "tta", "--seeds", "0"])
     assert exit_.value.code == 2 and "--seeds must be >= 1" in capsys.readouterr().err
+
+
+def test_the_cpu_clock_counts_the_main_threads_work_on_one_torch_thread_and_not_waiting():
+    import time
+
+    import torch
+
+    from benchmarks.clock import clock, cpu_clock
+
+    threads = torch.get_num_threads()
+    started = clock()
+    time.sleep(0.2)
+    assert clock() - started >= 0.2, "outside cpu_clock the clock is wall time"
+    with cpu_clock():
+        assert torch.get_num_threads() == 1
+        started = clock()
+        time.sleep(0.3)
+        assert clock() - started < 0.1, "waiting is not work"
+        started = clock()
+        deadline = time.perf_counter() + 0.2
+        while time.perf_counter() < deadline:
+            pass
+        assert clock() - started > 0.1, "computing is"
+    assert torch.get_num_threads() == threads
+    started = clock()
+    time.sleep(0.2)
+    assert clock() - started >= 0.2, "wall time again after it"
+
+
+def test_the_cpu_time_overhead_table_is_its_own_section_of_the_record():
+    from types import SimpleNamespace
+
+    from benchmarks import run
+
+    row = {"case": "mlp", "clock": "cpu", "overrides": "model=mlp data=fashion", "batch_size": 128, "steps": 430,
+           "repeats": 9, "plain_epoch_s": 2.0, "framework_epoch_s": 2.1, "ratio": 1.05, "ratio_pairs_median": 1.04,
+           "ratio_of_minimums": 1.03, "train_ratio": 1.04, "lightning_ratio_pairs_median": 1.02,
+           "lightning_ratio_of_minimums": 1.01, "over_lightning_pairs_median": 1.02, "ok": True}
+    results = {"date": "2026-12-07T16:50:00", "machine": dict.fromkeys(
+        ("cpu", "cores", "torch_threads", "gpu", "python", "torch", "lightning"), "x"),
+        "overhead_cpu": [row], "carried": {"overhead_cpu": "2026-12-07T16:50:00"}}
+    markdown = run.to_markdown(results, SimpleNamespace(device="cpu"), published=True)
+    assert "## CPU work of the framework" in markdown and "(from the run of 2026-12-07T16:50:00)" in markdown
+    assert run.NOTES["overhead_cpu"] in markdown and "| mlp | model=mlp data=fashion | 128 | 430 |" in markdown
+    assert "## Framework overhead" not in markdown
