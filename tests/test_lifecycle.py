@@ -210,6 +210,19 @@ def test_resume_refuses_another_model_and_changes_nothing(tmp_path):
     assert "resume=latest: no run under" in proc.stderr
 
 
+def test_resume_past_a_one_cycle_schedule_is_refused_before_it_runs(fake_fashion, tmp_path):
+    """OneCycle is sized for the run's epochs: more of them would end in the scheduler's traceback."""
+    cli("experiment=fashion_fast", *fake_fashion, "data.batch_size=64", "trainer.max_epochs=1", logs=tmp_path)
+    (folder,) = runs(tmp_path)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
+    proc = cli(f"resume={folder}", "trainer.max_epochs=3", logs=tmp_path, expect=2)
+    assert ("trainer.max_epochs=3 would train past the end of the run's learning-rate schedule: its OneCycleLR was "
+            "sized for the 1 epochs") in proc.stderr
+    assert "test it as it is" in proc.stderr and "resume with trainer.max_epochs" not in proc.stderr, "nothing to finish"
+    assert "Traceback" not in proc.stderr
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"} == before
+
+
 def test_ckpt_path_last_tests_the_newest_run_or_says_why_not(tmp_path):
     proc = cli(*XOR, "train=false", "ckpt_path=last", logs=tmp_path, expect=2)
     assert "no run under" in proc.stderr and "has checkpoints/last.ckpt" in proc.stderr

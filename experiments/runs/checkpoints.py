@@ -54,6 +54,18 @@ def run_config(checkpoint: dict[str, Any], path: str | Path, trusted: list[str] 
     return OmegaConf.create(checkpoint[RUN_CONFIG])
 
 
+def fixed_schedule(path: str | Path) -> tuple[str, int, int] | None:
+    """``(name, total steps, epochs)`` of a learning-rate schedule in the checkpoint that was sized
+    for its run's epochs (the run config's ``trainer.max_epochs``) and cannot step past them
+    (OneCycleLR's ``total_steps``), else None."""
+    checkpoint = read(path)
+    epochs = ((checkpoint.get(RUN_CONFIG) or {}).get("trainer") or {}).get("max_epochs")
+    for state in checkpoint.get("lr_schedulers") or []:
+        if isinstance(state, dict) and isinstance(state.get("total_steps"), int) and isinstance(epochs, int):
+            return "OneCycleLR", state["total_steps"], epochs
+    return None
+
+
 def global_step(path: str | Path) -> int:
     return int(read(path).get("global_step", 0))
 

@@ -213,6 +213,28 @@ def _refuse_finished_or_fewer_epochs(resume: str, folder: Path, max_epochs: Any)
         raise ResumeError(
             f"resume={resume}: the run in {folder} finished ({done} epochs); resuming would train no further. "
             f"Give trainer.max_epochs > {done} to train on, or test it: {test}")
+    _refuse_past_the_schedule(resume, folder, last, max_epochs, done, test)
+
+
+def _refuse_past_the_schedule(resume: str, folder: Path, last: Path, max_epochs: Any, done: int,
+                              test: str) -> None:
+    """A schedule sized for the run's epochs (OneCycle) has no learning rate past them: the
+    scheduler would raise a traceback at the first step after, once the planned epochs are
+    trained. More epochs than the run was started with are refused here, before anything runs."""
+    if max_epochs is None:
+        return
+    schedule = checkpoints.fixed_schedule(last)
+    if schedule is None:
+        return
+    name, steps, planned = schedule
+    if 0 <= int(max_epochs) <= planned:
+        return
+    finish = (f"resume with trainer.max_epochs <= {planned} to finish it, " if done < planned else "")
+    raise ResumeError(
+        f"resume={resume}: trainer.max_epochs={max_epochs} would train past the end of the run's learning-rate "
+        f"schedule: its {name} was sized for the {planned} epochs the run in {folder} was started with ({steps} "
+        f"steps) and has no rate for a step after them. Instead, {finish}test it as it is ({test}), or start a "
+        f"new run with trainer.max_epochs={max_epochs}.")
 
 
 def _check_replayed_targets(recorded: Path, args: list[str]) -> None:
