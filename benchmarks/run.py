@@ -1,7 +1,7 @@
 """Benchmark suite: framework overhead, time to accuracy, start-up, scaling, torch.compile, pictures,
 sweep launchers, Optuna pruning.
 
-    python benchmarks/run.py                          # everything (roughly 45 min on 2 CPU cores)
+    python benchmarks/run.py                          # everything (roughly 50 min on 2 CPU cores)
     python benchmarks/run.py --quick                  # overhead + start-up + fashion_fast, 1 repeat
     python benchmarks/run.py --only overhead,startup --repeats 5
     python benchmarks/run.py --only overhead_cpu      # the same, timed by CPU time on one thread
@@ -243,7 +243,7 @@ def to_markdown(results: dict, args: argparse.Namespace, published: bool = False
         *([f"Load average (1, 5, 15 min) at the start {load_text(results['load_start'])}, at the end "
            f"{load_text(results.get('load_end'))}: other work on the machine slows what is timed.", ""]
           if results.get("load_start") else []),
-        *(["Regenerate: `python benchmarks/run.py --publish` (all sections, roughly 45 min) or `python benchmarks/run.py "
+        *(["Regenerate: `python benchmarks/run.py --publish` (all sections, roughly 50 min) or `python benchmarks/run.py "
            "--only overhead,startup --repeats 5 --publish`; every figure is also in `benchmarks/RESULTS.json`.",
            ""] if published else []),
     ]
