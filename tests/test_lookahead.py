@@ -50,6 +50,17 @@ def test_lookahead_moves_the_net_to_the_slow_average_on_its_schedule():
     assert torch.equal(state["0.weight"], before_last["0.weight"])
 
 
+def test_lookahead_without_an_end_keeps_its_largest_decay():
+    module, look = module_with_net(), Lookahead(every_n_steps=5, max_decay=0.8)
+    state = module.net.state_dict()
+    at_step(look, module, 5, total=float("inf"))
+    slow = state["0.weight"].clone()
+    with torch.no_grad():
+        state["0.weight"].add_(1.0)
+    at_step(look, module, 10, total=float("inf"))
+    assert torch.allclose(state["0.weight"], slow + 0.2)
+
+
 def test_lookahead_checks_its_arguments():
     for kwargs in ({"every_n_steps": 0}, {"max_decay": 1.0}, {"power": -1}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):

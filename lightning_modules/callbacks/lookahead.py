@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -50,14 +51,15 @@ class Lookahead(Callback):
     @torch.no_grad()
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        step, total = trainer.global_step, int(trainer.estimated_stepping_batches)
-        if step % self.every_n_steps and step < total:
+        step, total = trainer.global_step, trainer.estimated_stepping_batches
+        finite = math.isfinite(total)  # max_epochs=-1: no end, the decay stays at its most
+        if step % self.every_n_steps and not (finite and step >= total):
             return
         state = self.averaged_state(pl_module)
         if self.slow is None:
             self.slow = {k: v.clone() for k, v in state.items()}
             return
-        decay = self.decay(step, total)
+        decay = self.decay(step, int(total)) if finite else self.max_decay
         for key, fast in state.items():
             slow = self.slow[key]
             if slow.device != fast.device:
