@@ -157,6 +157,22 @@ def test_a_lost_jobs_row_names_slurms_state_and_the_cause(job, error):
     assert slurm._why_lost(job, lost) == ("failed", error)
 
 
+@pytest.mark.parametrize("resumable, advice", [(False, "so there is nothing to resume"),
+                                               (True, "resume it with resume=<job folder>")])
+def test_a_warning_during_the_import_of_torch_is_a_timeout_row_whatever_error_follows(resumable, advice):
+    """SIGUSR1 inside ``import torch``: submitit's error can be swallowed by an import guard, and the
+    task ends in what the half-imported module breaks later; submitit's log line still tells."""
+    warned = ("submitit WARNING (2026-12-07 17:00:01,000) - Caught signal SIGUSR1 on node1: this job is timed-out.\n"
+              "Traceback (most recent call last):\n  ...\n"
+              "AttributeError: module 'torch._dynamo' has no attribute 'utils'\n")
+    job = FakeJob("FAILED", "srun: error: node1: task 0: Exited with exit code 1\n" + warned, "")
+    status, error = slurm._why_lost(job, AttributeError("module 'torch._dynamo' has no attribute 'utils'"),
+                                    resumable=resumable)
+    assert status == "timeout" and "reached its time limit" in error and advice in error
+    unwarned = FakeJob("FAILED", "srun: error: node1: task 0: Exited with exit code 1\n" + warned.split("\n", 1)[1], "")
+    assert slurm._why_lost(unwarned, AttributeError("x"))[0] == "failed", "without the warning it is a failure"
+
+
 def test_a_task_the_time_limit_warning_killed_is_a_timeout_row():
     job = FakeJob("FAILED", "srun: error: node1: task 0: User defined signal 1\n", "")
     status, error = slurm._why_lost(job, Exception("has not produced any output (state: FAILED)"))

@@ -173,7 +173,10 @@ def _why_lost(job: Any, exc: Exception, resumable: bool = True) -> tuple[str, st
     """(status, error) for a job that returned no result, from submitit's error and SLURM's state;
     ``resumable``: its run saved a checkpoint."""
     text = str(exc)
-    if "timed-out too many times" in text or job.state == "TIMEOUT":
+    # submitit logs the warning in each task; one that came while the task imported torch may end it
+    # in whatever error the half-finished import causes later, not in submitit's own.
+    warned = any(_WARNED in log for log in _last_attempt_logs(job))
+    if "timed-out too many times" in text or job.state == "TIMEOUT" or warned:
         then = ("resume it with resume=<job folder>" if resumable else
                 "it came before the run's first checkpoint, so there is nothing to resume; give it a longer "
                 "hydra.launcher.timeout_min")
@@ -188,6 +191,8 @@ def _why_lost(job: Any, exc: Exception, resumable: bool = True) -> tuple[str, st
     return "failed", f"SLURM state {state}: {cause}"[:500]
 
 
+# submitit's log line in each task that got SLURM's time-limit warning (its SIGUSR1 handler) ...
+_WARNED = "Caught signal SIGUSR1 on "  # "...<host>: this job is timed-out."
 # slurmstepd's word on a job it ended (scancel, time limit, node failure, preemption) ...
 _JOB_ENDED = re.compile(r"\*\*\* (JOB \S+ ON \S+ CANCELLED AT .*?) \*\*\*")
 _REQUEUED = "DUE TO JOB REQUEUE ***"
@@ -197,11 +202,16 @@ _TASK_ENDED = re.compile(r"srun: error: (\S+): tasks? ([\d,-]+): (.+)")
 _RAISED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b.*)$", re.MULTILINE)
 
 
+def _last_attempt_logs(job: Any) -> list[str]:
+    """Each task's stderr since the job's last requeue (SLURM appends to the files across requeues)."""
+    return [(job.task(i).stderr() or "").rpartition(_REQUEUED)[2] for i in range(job.num_tasks)]
+
+
 def _cause(job: Any, text: str) -> str:
     """Why a job ended without a result, in SLURM's or Python's words: the job's end as slurmstepd
     logged it, else the first task srun saw die (with what it raised, if it raised), else the
     last error in submitit's message. Logs are appended to across requeues: the last attempt's."""
-    logs = [(job.task(i).stderr() or "").rpartition(_REQUEUED)[2] for i in range(job.num_tasks)]
+    logs = _last_attempt_logs(job)
     ended = [m.group(1) for m in _JOB_ENDED.finditer(logs[0])]  # task 0's log holds the batch script's
     if ended:
         return ended[-1]
