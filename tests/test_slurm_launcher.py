@@ -171,6 +171,8 @@ def test_a_warning_during_the_import_of_torch_is_a_timeout_row_whatever_error_fo
     assert status == "timeout" and "reached its time limit" in error and advice in error
     unwarned = FakeJob("FAILED", "srun: error: node1: task 0: Exited with exit code 1\n" + warned.split("\n", 1)[1], "")
     assert slurm._why_lost(unwarned, AttributeError("x"))[0] == "failed", "without the warning it is a failure"
+    preempted = FakeJob("FAILED", warned.replace("timed-out", "preempted"), "")
+    assert slurm._why_lost(preempted, AttributeError("x"))[0] == "failed", "a preemption is no time limit"
 
 
 def test_a_task_the_time_limit_warning_killed_is_a_timeout_row():

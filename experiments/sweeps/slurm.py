@@ -175,7 +175,7 @@ def _why_lost(job: Any, exc: Exception, resumable: bool = True) -> tuple[str, st
     text = str(exc)
     # submitit logs the warning in each task; one that came while the task imported torch may end it
     # in whatever error the half-finished import causes later, not in submitit's own.
-    warned = any(_WARNED in log for log in _last_attempt_logs(job))
+    warned = any(_WARNED.search(log) for log in _last_attempt_logs(job))
     if "timed-out too many times" in text or job.state == "TIMEOUT" or warned:
         then = ("resume it with resume=<job folder>" if resumable else
                 "it came before the run's first checkpoint, so there is nothing to resume; give it a longer "
@@ -191,8 +191,9 @@ def _why_lost(job: Any, exc: Exception, resumable: bool = True) -> tuple[str, st
     return "failed", f"SLURM state {state}: {cause}"[:500]
 
 
-# submitit's log line in each task that got SLURM's time-limit warning (its SIGUSR1 handler) ...
-_WARNED = "Caught signal SIGUSR1 on "  # "...<host>: this job is timed-out."
+# submitit's log line in each task that got SLURM's time-limit warning (its SIGUSR1 handler; a
+# preemption says "preempted") ...
+_WARNED = re.compile(r"Caught signal SIGUSR1 on \S+: this job is timed-out")
 # slurmstepd's word on a job it ended (scancel, time limit, node failure, preemption) ...
 _JOB_ENDED = re.compile(r"\*\*\* (JOB \S+ ON \S+ CANCELLED AT .*?) \*\*\*")
 _REQUEUED = "DUE TO JOB REQUEUE ***"
