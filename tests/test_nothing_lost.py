@@ -149,6 +149,46 @@ def test_two_resumes_of_one_run_at_once_one_runs_and_the_other_is_refused(finish
     assert record["pid"] == first.pid
 
 
+# Replaces checkpoint.ckpt with one of two versions, over and over, as a run renames each
+# epoch's last.ckpt into place, until its stop file appears.
+REPLACER = """
+import os, sys, time
+folder, pause = sys.argv[1], float(sys.argv[2])
+n = 0
+while not os.path.exists(os.path.join(folder, "stop")):
+    n += 1
+    os.link(os.path.join(folder, "v%d.ckpt" % (n % 2)), os.path.join(folder, "next"))
+    os.replace(os.path.join(folder, "next"), os.path.join(folder, "checkpoint.ckpt"))
+    time.sleep(pause)
+"""
+
+
+@pytest.mark.parametrize("open_files", ["/proc/self/fd", "none"])
+def test_a_checkpoint_replaced_while_it_is_read_is_read_as_one_whole_version(open_files, tmp_path, monkeypatch):
+    from experiments.runs import checkpoints
+
+    if not Path(open_files).is_dir():  # a system without /proc: a read the file changed under is read again
+        monkeypatch.setattr(checkpoints, "OPEN_FILES", tmp_path / open_files)
+
+    for version, size in ((0, 1000), (1, 3000)):  # sizes differ, as an epoch's checkpoints may
+        torch.save({"state_dict": {"w": torch.full((size,), float(version))}, "epoch": version}, tmp_path / f"v{version}.ckpt")
+    shutil.copy(tmp_path / "v0.ckpt", tmp_path / "checkpoint.ckpt")
+    pause = 0 if open_files != "none" else 0.02  # without /proc, as often as a run could: each read gets a few tries
+    replacer = subprocess.Popen([sys.executable, "-c", REPLACER, str(tmp_path), str(pause)])
+    try:
+        seen = set()
+        for _ in range(300):
+            checkpoint = checkpoints.read(tmp_path / "checkpoint.ckpt")
+            weights = checkpoint["state_dict"]["w"]
+            version = checkpoint["epoch"]
+            assert weights.numel() == (1000, 3000)[version] and bool((weights == version).all()), "one file's index over another's bytes"
+            seen.add(version)
+    finally:
+        (tmp_path / "stop").touch()
+        replacer.wait(timeout=30)
+    assert seen == {0, 1}, "the file was replaced while it was read"
+
+
 def fill(disk: Path) -> None:
     """Take every free byte of ``disk`` while a run writes to it (a size read first, as for
     fallocate, may be gone by the time it is asked for)."""

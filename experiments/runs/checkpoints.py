@@ -18,6 +18,7 @@ from experiments.config.trusted import check_targets
 from lightning_modules.checkpoint_keys import RUN_CONFIG
 
 LAST = "last.ckpt"  # a run's newest checkpoint, which a resume continues from
+OPEN_FILES = Path("/proc/self/fd")  # a path for each file this process has open (Linux)
 
 
 def read(path: str | Path, setting: str = "ckpt_path") -> dict[str, Any]:
@@ -25,18 +26,15 @@ def read(path: str | Path, setting: str = "ckpt_path") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{setting}={path}: no such file.")
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - empty, truncated, another format, pickled objects
+    checkpoint, error = _load_one_version(path)
+    if error is not None:
         text = str(error)
         why = ("it is empty" if path.stat().st_size == 0
                else "it holds pickled objects, which are never loaded: they could run code" if "Weights only load failed" in text
                else "it is truncated, or not a file of torch.save" if any(w in text for w in ("zip", "mmap", "magic", "EOF"))
                else f"{type(error).__name__}: {text.splitlines()[0][:200] if text else ''}")
         raise ConfigError(f"{setting}={path} is not a checkpoint that loads with torch.load(weights_only=True) ({why}). "
-                          "Give a .ckpt file that experiments/run.py wrote (a run's checkpoints/*.ckpt).") from None
+                          "Give a .ckpt file that experiments/run.py wrote (a run's checkpoints/*.ckpt).")
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"{setting}={path} holds no model weights (no state_dict), so it is not a checkpoint of "
                           "experiments/run.py; give one of a run's checkpoints/*.ckpt files.")
@@ -73,3 +71,36 @@ def global_step(path: str | Path) -> int:
 def epochs_done(path: str | Path) -> int:
     """Epochs trained, counted from the run's start (the epoch it was saved in, from 0, plus one)."""
     return int(read(path).get("epoch", 0)) + 1
+
+
+def _version(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _load_one_version(path: Path, tries: int = 5) -> tuple[Any, Exception | None]:
+    """``torch.load(mmap=True)`` opens the path twice (its zip index, then the mapping), so a
+    checkpoint that a running run replaces in between (last.ckpt, renamed into place each epoch)
+    would be read as half of each file: a size error, or the old index over the new bytes. Both
+    opens go through this process's open file (/proc/self/fd), which stays the one version;
+    without /proc, a read that the file changed under is read again."""
+    import torch
+
+    def load(name: str | Path) -> tuple[Any, Exception | None]:
+        try:
+            return torch.load(name, map_location="cpu", weights_only=True, mmap=True), None
+        except Exception as failure:  # noqa: BLE001 - empty, truncated, another format, pickled objects
+            return None, failure
+
+    if OPEN_FILES.is_dir():
+        with open(path, "rb") as opened:
+            return load(OPEN_FILES / str(opened.fileno()))
+    for _ in range(tries):
+        before = _version(path)
+        checkpoint, error = load(path)
+        if _version(path) == before:
+            break
+    return checkpoint, error

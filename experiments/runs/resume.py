@@ -116,6 +116,9 @@ def resume_argv(argv: list[str]) -> list[str]:
     if not ((folder / "checkpoints" / LAST).is_file() or overrides.last_value(new, "ckpt_path") not in (None, "null")):
         raise ResumeError(f"resume={resume}: {folder} has no checkpoints/{LAST}: the run stopped before "
                           "its first checkpoint, so there is nothing to continue. Start it anew.")
+    busy = ownership.holder(folder)  # before reading its files, which the holder may be rewriting
+    if busy:
+        raise _in_use(resume, folder, busy)
     previous = _recorded_overrides(resume, recorded)
     changed = _changes(new, previous, folder)
     if changed:
@@ -135,14 +138,18 @@ def resume_argv(argv: list[str]) -> list[str]:
         raise ResumeError(f"resume={resume}: {refused}") from None
     try:
         ownership.lock(folder)  # held until this process ends: no other run or resume writes there
-    except ownership.FolderInUse as busy:
-        raise ResumeError(f"resume={resume}: {folder} is in use by {busy.holder}: a run or resume is writing there "
-                          "now. Wait for it to end (or stop it), then resume.") from None
+    except ownership.FolderInUse as taken:  # by a process that started since the check above
+        raise _in_use(resume, folder, taken.holder) from None
     _record_before_resume.clear()
     for path in [*(folder / ".hydra").glob("*.yaml"), folder / "config_tree.log"]:
         if path.is_file():
             _record_before_resume[path] = path.read_bytes()
     return argv
+
+
+def _in_use(resume: str, folder: Path, holder: str) -> ResumeError:
+    return ResumeError(f"resume={resume}: {folder} is in use by {holder}: a run or resume is writing there now. "
+                       "Wait for it to end (or stop it), then resume.")
 
 
 def put_back_record() -> None:
