@@ -16,8 +16,11 @@ Three for speed, each worth a few percent of a small model's step or epoch on a 
   own ModelCheckpoint reads it: ``BestAndLastCheckpoint`` then writes last.ckpt once, at the
   epoch's end, instead of at both.
 
-One for resuming: ``open_csv_writer`` tells whether a CSVLogger has opened its metrics file
-(lightning_modules/loggers.py keeps a resumed run's rows, which Lightning's would delete).
+Two for resuming: ``open_csv_writer`` tells whether a CSVLogger has opened its metrics file
+(lightning_modules/loggers.py keeps a resumed run's rows, which Lightning's would delete), and
+``validates_after_this_batch`` whether fit validates right after the training batch now ending:
+Lightning resumes a checkpoint of such a batch past that validation, so a signal's stop
+(lightning_modules/run_guard.py) waits for it.
 """
 
 from __future__ import annotations
@@ -51,3 +54,10 @@ def open_csv_writer(logger: Any) -> Any | None:
 def validating_at_epoch_end(trainer: Trainer) -> bool:
     """Whether the validation running in fit came after the training epoch's last batch."""
     return bool(getattr(trainer.fit_loop.epoch_loop.batch_progress, "is_last_batch", False))
+
+
+def validates_after_this_batch(trainer: Trainer) -> bool:
+    """Whether fit validates once the training batch now ending is done (the epoch's last batch,
+    or a ``val_check_interval``), as the training epoch loop decides it right after."""
+    fetcher = trainer.fit_loop._data_fetcher
+    return fetcher is not None and bool(trainer.fit_loop.epoch_loop._should_check_val_fx(fetcher))

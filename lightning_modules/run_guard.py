@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
 
+from lightning_modules.lightning_internals import validates_after_this_batch
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 
@@ -40,10 +42,15 @@ class RunGuard(Callback):
       training after the current step: a checkpoint of that step is written to
       ``checkpoint_path`` (Lightning saves the loops' and the loader's progress with it, so a
       resume continues with the next batch) and ``RunInterrupted`` is raised. A second Ctrl-C
-      stops at once. ``install()`` / ``uninstall()`` set and restore the handlers. With several
-      processes (DDP) every rank stops at the same step, and the guard takes the signals back
-      from Lightning once a stage starts: Lightning's SIGTERM handler broadcasts from inside the
-      handler, at whatever collective the other ranks are in, and the ranks deadlock.
+      stops at once. ``install()`` / ``uninstall()`` set and restore the handlers.
+    - A signal during validation, or in a batch that validation follows (an epoch's last),
+      stops at the first training step after that validation and its checkpoint (the batch's
+      own checkpoint is written first): Lightning resumes a checkpoint of such a batch past
+      the validation, which the run's record would then lack. So the guard takes the signals
+      back from Lightning once a stage starts: Lightning's SIGTERM handler ends a validation
+      after its current batch, and with several processes (DDP) it broadcasts from inside the
+      handler, at whatever collective the other ranks are in, and the ranks deadlock. Every
+      rank stops at the same step.
     - **Non-finite loss.** The first NaN/Inf training loss stops training, naming the step; a
       checkpoint whose weights are not finite is never written, so ``last.ckpt`` keeps the last
       good weights. On the CPU each step's loss is checked at its end; on a GPU the previous
@@ -78,7 +85,7 @@ class RunGuard(Callback):
 
     def _take_back_signals(self, trainer: Trainer) -> None:
         # Lightning registers its handlers (keeping ours as a chained one) just before a stage runs.
-        if self._previous and trainer.world_size > 1 and threading.current_thread() is threading.main_thread():
+        if self._previous and threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 signal.signal(signum, self._on_signal)
 
@@ -107,7 +114,8 @@ class RunGuard(Callback):
         self._check_loss(trainer, outputs, batch_idx)
         if self._stop_requested(trainer):
             trainer.save_checkpoint(self.checkpoint_path, weights_only=False)  # with optimizer and loops
-            raise RunInterrupted(self.received or signal.SIGTERM, self.checkpoint_path, trainer.global_step)
+            if not validates_after_this_batch(trainer):
+                raise RunInterrupted(self.received or signal.SIGTERM, self.checkpoint_path, trainer.global_step)
 
     # -- non-finite loss
 

@@ -21,6 +21,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 from tests.conftest import ROOT
 from tests.helpers.preloaded import run_python
+from tests.helpers.user_code import user_package
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 XOR = ["experiment=xor", "data.train_size=1000", "data.batch_size=32", "model.net.num_hidden=8"]
@@ -159,6 +160,49 @@ def test_ctrl_c_and_sigusr1_save_a_checkpoint_and_exit_128_plus_n(tmp_path, sign
     assert f"Run interrupted by {signal.Signals(signum).name} at step" in stopped.stderr
     assert f"Resume with: python experiments/run.py resume={folder}" in stopped.stderr
     assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 2500
+
+
+# A signal to the run itself as its first epoch's last training batch starts: that batch is
+# the one after which the epoch validates.
+SIGNAL_IN_LAST_BATCH = """
+import os
+from lightning import Callback
+
+
+class SignalInLastBatch(Callback):
+    def __init__(self, signum: int):
+        self.signum = signum
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == 0 and batch_idx == trainer.num_training_batches - 1 and not trainer.ckpt_path:
+            os.kill(os.getpid(), self.signum)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["sigterm", "sigusr1"])
+def test_a_signal_in_an_epochs_last_batch_stops_after_its_validation(signum, tmp_path):
+    # Lightning resumes a checkpoint of an epoch's last batch past that epoch's validation, so a
+    # stop there would leave the epoch without its validation (its val/acc and its best checkpoint).
+    args = [*XOR, "trainer.max_epochs=3", "trainer.deterministic=true", "test=false", "logger=tensorboard"]
+    cli(*args, logs=tmp_path / "straight")
+    environment = {**env(), **user_package(tmp_path, "stopper", SIGNAL_IN_LAST_BATCH)}
+    stopper = ["+callbacks.stop._target_=stopper.SignalInLastBatch", f"+callbacks.stop.signum={int(signum)}",
+               "trusted_packages=[stopper]"]
+    proc = subprocess.run(command(*args, *stopper, logs=tmp_path / "stopped"), cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 128 + signum, proc.stderr[-3000:]
+    (folder,) = runs(tmp_path / "stopped")
+    assert [step for step, _ in scalars(folder, "val/acc")] == [31], "epoch 0 (32 steps) was validated"
+    step = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert f"Run interrupted by {signal.Signals(signum).name} at step {step}." in proc.stderr
+    assert step == 33, "stopped at the first step after epoch 0's validation"
+    resumed = subprocess.run(command(*args, *stopper, f"resume={folder}", logs=tmp_path / "stopped"), cwd=ROOT,
+                             env=environment, capture_output=True, text=True, timeout=300, check=False)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (straight,) = runs(tmp_path / "straight")
+    assert scalars(folder, "val/acc") == scalars(straight, "val/acc"), "each epoch validated once, as in one go"
+    a, b = weights(folder / "checkpoints" / "last.ckpt"), weights(straight / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(a[k], b[k]) for k in b), "the weights of the uninterrupted run"
 
 
 def test_resume_continues_in_one_folder_with_true_records(tmp_path):

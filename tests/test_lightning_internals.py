@@ -9,7 +9,11 @@ import torch
 from lightning.pytorch.demos.boring_classes import BoringModel
 from lightning.pytorch.loggers import CSVLogger
 
-from lightning_modules.lightning_internals import QuickHookName, logs_this_step
+from lightning_modules.lightning_internals import (
+    QuickHookName,
+    logs_this_step,
+    validates_after_this_batch,
+)
 
 
 class LogsEveryStep(BoringModel):
@@ -130,3 +134,40 @@ def test_validating_at_epoch_end_tells_an_epoch_end_validation_from_one_within_t
                         enable_model_summary=False, enable_checkpointing=False, accelerator="cpu")
     trainer.fit(BoringModel())
     assert seen == [(2, False), (4, True), (6, False), (8, True)]
+
+
+class NotesValidationAhead(L.Callback):
+    """Notes (epoch, batch) of each training batch that validates_after_this_batch marks, and of
+    each training batch that a validation actually followed."""
+
+    def __init__(self):
+        self.said: list[tuple[int, int]] = []
+        self.validated_after: list[tuple[int, int]] = []
+        self.last_batch: tuple[int, int] | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.last_batch = (trainer.current_epoch, batch_idx)
+        if validates_after_this_batch(trainer):
+            self.said.append(self.last_batch)
+
+    def on_validation_start(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.validated_after.append(self.last_batch)
+
+
+@pytest.mark.parametrize("settings,validated", [
+    ({}, [(0, 5), (1, 5)]),
+    ({"val_check_interval": 3}, [(0, 2), (0, 5), (1, 2), (1, 5)]),
+    ({"check_val_every_n_epoch": 2}, [(1, 5)]),
+    ({"limit_val_batches": 0}, []),
+], ids=["epoch-end", "val-check-interval", "every-2nd-epoch", "no-validation"])
+def test_validates_after_this_batch_marks_exactly_the_batches_that_validation_follows(tmp_path, settings, validated):
+    notes = NotesValidationAhead()
+    trainer = L.Trainer(default_root_dir=tmp_path, max_epochs=2, limit_train_batches=6, accelerator="cpu",
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[notes],
+                        **{"limit_val_batches": 2, **settings})
+    trainer.fit(BoringModel())
+    assert notes.validated_after == validated
+    assert notes.said == validated
+
