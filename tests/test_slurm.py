@@ -369,6 +369,21 @@ def test_an_early_time_limit_warning_on_two_nodes_ends_the_job_as_a_timeout(slur
     assert record["checkpoints"] == sorted(str(p) for p in (tmp_path / "sweep" / "0" / "checkpoints").glob("*.ckpt"))
 
 
+def test_a_two_node_run_that_fails_on_its_own_is_a_failed_row_that_names_its_error(slurm_cluster, tmp_path):
+    # A learning rate of 1e38 overflows the weights, which DDP keeps the same on both ranks, within
+    # a few steps: the run stops at its first non-finite loss, as on one node.
+    proc = start(slurm_cluster, *MULTI_NODE, "trainer.max_epochs=1", "model.optimizer.lr=1e38", logs=tmp_path,
+                 job=TWO_NODE_JOB)
+    out, err = proc.communicate(timeout=300)
+    slurm_cluster.wait_idle()
+    assert proc.returncode == 1 and "(1 jobs, 1 failed)" in out, out[-2000:] + err[-3000:]
+    row = rows_of(tmp_path / "sweep")["0"]
+    assert row["status"] == "failed" and re.search(r"NonFiniteLoss: train/loss is -?(inf|nan) at global step \d+",
+                                                   row["error"]), row
+    record = json.loads((tmp_path / "sweep" / "0" / "job.json").read_text())
+    assert record["status"] == "failed" and "train/loss is" in record["error"], record
+
+
 @pytest.mark.parametrize("journal", [False, True], ids=["sqlite", "journal"])
 def test_a_pruned_search_submits_each_trial_to_slurm_as_a_slot_frees(slurm_cluster, tmp_path, journal):
     """An Optuna search with the median pruner through SLURM: each trial its own SLURM job (no job
