@@ -47,10 +47,10 @@ class RunGuard(Callback):
       stops at the first training step after that validation and its checkpoint (the batch's
       own checkpoint is written first): Lightning resumes a checkpoint of such a batch past
       the validation, which the run's record would then lack. So the guard takes the signals
-      back from Lightning once a stage starts: Lightning's SIGTERM handler ends a validation
-      after its current batch, and with several processes (DDP) it broadcasts from inside the
-      handler, at whatever collective the other ranks are in, and the ranks deadlock. Every
-      rank stops at the same step.
+      back from Lightning once training starts (Lightning's SIGTERM handler ends a validation
+      after its current batch), and with several processes (DDP) once any stage starts:
+      Lightning's handler broadcasts from inside the handler, at whatever collective the other
+      ranks are in, and the ranks deadlock. Every rank stops at the same step.
     - **Non-finite loss.** The first NaN/Inf training loss stops training, naming the step; a
       checkpoint whose weights are not finite is never written, so ``last.ckpt`` keeps the last
       good weights. On the CPU each step's loss is checked at its end; on a GPU the previous
@@ -83,9 +83,12 @@ class RunGuard(Callback):
             signal.signal(signum, handler)
         self._previous = {}
 
-    def _take_back_signals(self, trainer: Trainer) -> None:
-        # Lightning registers its handlers (keeping ours as a chained one) just before a stage runs.
-        if self._previous and threading.current_thread() is threading.main_thread():
+    def _take_back_signals(self, trainer: Trainer, training: bool = False) -> None:
+        # Lightning registers its handlers (keeping ours as a chained one) just before a stage
+        # runs. Outside training, its SIGTERM handler ending an evaluation after the current
+        # batch is the quickest stop, and harmless in one process.
+        ours = training or trainer.world_size > 1
+        if ours and self._previous and threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 signal.signal(signum, self._on_signal)
 
@@ -158,7 +161,7 @@ class RunGuard(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.training_started = True
-        self._take_back_signals(trainer)
+        self._take_back_signals(trainer, training=True)
         # Here rather than at load: the sanity check and set-up between the two draw nothing
         # the uninterrupted run drew.
         state, self._random_state = self._random_state, None

@@ -176,6 +176,17 @@ class SignalInLastBatch(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.current_epoch == 0 and batch_idx == trainer.num_training_batches - 1 and not trainer.ckpt_path:
             os.kill(os.getpid(), self.signum)
+
+
+class SignalInTest(Callback):  # signals as the test's first batch starts; counts the batches that start
+    def __init__(self, signum: int, count_to: str):
+        self.signum, self.count_to = signum, count_to
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        with open(self.count_to, "a") as count:
+            count.write(".")
+        if batch_idx == 0:
+            os.kill(os.getpid(), self.signum)
 """
 
 
@@ -203,6 +214,19 @@ def test_a_signal_in_an_epochs_last_batch_stops_after_its_validation(signum, tmp
     assert scalars(folder, "val/acc") == scalars(straight, "val/acc"), "each epoch validated once, as in one go"
     a, b = weights(folder / "checkpoints" / "last.ckpt"), weights(straight / "checkpoints" / "last.ckpt")
     assert all(torch.equal(a[k], b[k]) for k in b), "the weights of the uninterrupted run"
+
+
+def test_a_sigterm_during_the_test_stops_it_after_the_current_batch(tmp_path):
+    environment = {**env(), **user_package(tmp_path, "stopper", SIGNAL_IN_LAST_BATCH)}
+    counted = tmp_path / "test_batches"
+    stopper = ["+callbacks.stop._target_=stopper.SignalInTest", f"+callbacks.stop.signum={int(signal.SIGTERM)}",
+               f"+callbacks.stop.count_to={counted}", "trusted_packages=[stopper]"]
+    proc = subprocess.run(command(*XOR, "trainer.max_epochs=1", "data.test_size=4000", "data.eval_batch_size=8",
+                                  *stopper, logs=tmp_path),
+                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-3000:]
+    assert len(counted.read_text()) < 10, "the test went on (500 batches) after the signal"
+    assert json.loads((runs(tmp_path)[0] / "job.json").read_text())["status"] == "interrupted"
 
 
 def test_resume_continues_in_one_folder_with_true_records(tmp_path):
