@@ -190,12 +190,23 @@ class SignalInTest(Callback):  # signals as the test's first batch starts; count
 """
 
 
+THREE_XOR_EPOCHS = [*XOR, "trainer.max_epochs=3", "trainer.deterministic=true", "test=false", "logger=tensorboard"]
+
+
+@pytest.fixture(scope="module")
+def three_epochs_in_one_go(tmp_path_factory) -> Path:
+    """The run folder of THREE_XOR_EPOCHS, never interrupted (shared: read only)."""
+    logs = tmp_path_factory.mktemp("straight")
+    cli(*THREE_XOR_EPOCHS, logs=logs)
+    (folder,) = runs(logs)
+    return folder
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["sigterm", "sigusr1"])
-def test_a_signal_in_an_epochs_last_batch_stops_after_its_validation(signum, tmp_path):
+def test_a_signal_in_an_epochs_last_batch_stops_after_its_validation(signum, three_epochs_in_one_go, tmp_path):
     # Lightning resumes a checkpoint of an epoch's last batch past that epoch's validation, so a
     # stop there would leave the epoch without its validation (its val/acc and its best checkpoint).
-    args = [*XOR, "trainer.max_epochs=3", "trainer.deterministic=true", "test=false", "logger=tensorboard"]
-    cli(*args, logs=tmp_path / "straight")
+    args, straight = THREE_XOR_EPOCHS, three_epochs_in_one_go
     environment = {**env(), **user_package(tmp_path, "stopper", SIGNAL_IN_LAST_BATCH)}
     stopper = ["+callbacks.stop._target_=stopper.SignalInLastBatch", f"+callbacks.stop.signum={int(signum)}",
                "trusted_packages=[stopper]"]
@@ -210,7 +221,6 @@ def test_a_signal_in_an_epochs_last_batch_stops_after_its_validation(signum, tmp
     resumed = subprocess.run(command(*args, *stopper, f"resume={folder}", logs=tmp_path / "stopped"), cwd=ROOT,
                              env=environment, capture_output=True, text=True, timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (straight,) = runs(tmp_path / "straight")
     assert scalars(folder, "val/acc") == scalars(straight, "val/acc"), "each epoch validated once, as in one go"
     a, b = weights(folder / "checkpoints" / "last.ckpt"), weights(straight / "checkpoints" / "last.ckpt")
     assert all(torch.equal(a[k], b[k]) for k in b), "the weights of the uninterrupted run"
