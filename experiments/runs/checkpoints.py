@@ -52,11 +52,10 @@ def run_config(checkpoint: dict[str, Any], path: str | Path, trusted: list[str] 
     return OmegaConf.create(checkpoint[RUN_CONFIG])
 
 
-def fixed_schedule(path: str | Path) -> tuple[str, int, int] | None:
-    """``(name, total steps, epochs)`` of a learning-rate schedule in the checkpoint that was sized
-    for its run's epochs (the run config's ``trainer.max_epochs``) and cannot step past them
-    (OneCycleLR's ``total_steps``), else None."""
-    checkpoint = read(path)
+def fixed_schedule(checkpoint: dict[str, Any]) -> tuple[str, int, int] | None:
+    """``(name, total steps, epochs)`` of a learning-rate schedule in the checkpoint (as ``read``
+    gives it) that was sized for its run's epochs (the run config's ``trainer.max_epochs``) and
+    cannot step past them (OneCycleLR's ``total_steps``), else None."""
     epochs = ((checkpoint.get(RUN_CONFIG) or {}).get("trainer") or {}).get("max_epochs")
     for state in checkpoint.get("lr_schedulers") or []:
         if isinstance(state, dict) and isinstance(state.get("total_steps"), int) and isinstance(epochs, int):
@@ -68,9 +67,10 @@ def global_step(path: str | Path) -> int:
     return int(read(path).get("global_step", 0))
 
 
-def epochs_done(path: str | Path) -> int:
-    """Epochs trained, counted from the run's start (the epoch it was saved in, from 0, plus one)."""
-    return int(read(path).get("epoch", 0)) + 1
+def epochs_done(checkpoint: dict[str, Any]) -> int:
+    """Epochs trained, counted from the run's start (the epoch the checkpoint, as ``read`` gives
+    it, was saved in, from 0, plus one)."""
+    return int(checkpoint.get("epoch", 0)) + 1
 
 
 def _version(path: Path) -> tuple[int, ...] | None:
@@ -82,7 +82,7 @@ def _version(path: Path) -> tuple[int, ...] | None:
 
 
 def _load_one_version(path: Path, tries: int = 5) -> tuple[Any, Exception | None]:
-    """``torch.load(mmap=True)`` opens the path twice (its zip index, then the mapping), so a
+    """A memory-mapped load opens the path twice (torch's zip index, then the mapping), so a
     checkpoint that a running run replaces in between (last.ckpt, renamed into place each epoch)
     would be read as half of each file: a size error, or the old index over the new bytes. Both
     opens go through this process's open file (/proc/self/fd), which stays the one version;

@@ -205,9 +205,10 @@ def _refuse_finished_or_fewer_epochs(resume: str, folder: Path, max_epochs: Any)
     if not last.is_file():
         return
     try:
-        done = checkpoints.epochs_done(last)
+        checkpoint = checkpoints.read(last)
     except ConfigError as error:
         raise ResumeError(f"resume={resume}: {error}") from None
+    done = checkpoints.epochs_done(checkpoint)
     test = overrides.command("experiments/evaluate.py", overrides.assign("ckpt_path", str(last)))
     if max_epochs is not None and not str(max_epochs).lstrip("-").isdigit():
         return  # not a number: refused as bad input, with the other values (experiments/config/command_line.py)
@@ -220,17 +221,17 @@ def _refuse_finished_or_fewer_epochs(resume: str, folder: Path, max_epochs: Any)
         raise ResumeError(
             f"resume={resume}: the run in {folder} finished ({done} epochs); resuming would train no further. "
             f"Give trainer.max_epochs > {done} to train on, or test it: {test}")
-    _refuse_past_the_schedule(resume, folder, last, max_epochs, done, test)
+    _refuse_past_the_schedule(resume, folder, checkpoint, max_epochs, done, test)
 
 
-def _refuse_past_the_schedule(resume: str, folder: Path, last: Path, max_epochs: Any, done: int,
+def _refuse_past_the_schedule(resume: str, folder: Path, checkpoint: dict[str, Any], max_epochs: Any, done: int,
                               test: str) -> None:
     """A schedule sized for the run's epochs (OneCycle) has no learning rate past them: the
     scheduler would raise a traceback at the first step after, once the planned epochs are
     trained. More epochs than the run was started with are refused here, before anything runs."""
     if max_epochs is None:
         return
-    schedule = checkpoints.fixed_schedule(last)
+    schedule = checkpoints.fixed_schedule(checkpoint)
     if schedule is None:
         return
     name, steps, planned = schedule
