@@ -52,6 +52,22 @@ def test_whitening_fits_once_in_training_and_is_kept_in_the_state_dict():
     assert loaded.fitted and torch.equal(loaded.weight, fitted), "a loaded (or resumed) layer never refits"
 
 
+def test_whitening_without_bias_has_nothing_to_train_and_ends_the_backward_pass_before_it():
+    torch.manual_seed(0)
+    with_bias = AirbenchNet(widths=[8], depth=1, channels_last=True)
+    net = AirbenchNet(widths=[8], depth=1, channels_last=True, whitening_bias=False)
+    net.load_state_dict({k: v for k, v in with_bias.state_dict().items() if k != "stem.0.bias"})
+    x = images(c=1, size=28).contiguous(memory_format=torch.channels_last)
+    whitening = net.stem[0]
+    assert whitening.bias is None and not any(p.requires_grad for p in net.stem.parameters())
+    assert "stem.0.bias" not in net.state_dict() and "stem.0.bias" in with_bias.state_dict()
+    assert torch.equal(net.train()(x), with_bias.train()(x)), "a zero bias, the same outputs"
+    assert torch.equal(whitening.weight, with_bias.stem[0].weight), "fitted the same"
+    assert not net.stem(x).requires_grad, "no gradient flows into the first conv's input"
+    net(x).square().mean().backward()
+    assert net.groups[0][0].weight.grad is not None, "the first conv still learns"
+
+
 # ---- AirbenchNet: space-to-depth, the whitening stem, conv groups -------------------------------
 
 def test_airbench_net_space_to_depth_and_whitening_stem():

@@ -165,6 +165,7 @@ class AirbenchNet:
     identity_init: bool = False
     bn_scale: bool = True
     bn_momentum: float = 0.1
+    whitening_bias: bool = True
 
 
 @dataclass

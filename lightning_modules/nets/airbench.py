@@ -53,7 +53,9 @@ class AirbenchNet(nn.Module):
     Three more of the records' choices, each off by default: ``identity_init`` starts every conv
     as the identity on its first channels (``identity_init_``), ``bn_scale=False`` trains only
     BatchNorm's shift, and ``bn_momentum`` is how fast BatchNorm's running statistics follow
-    the batches (the records: 0.6, against PyTorch's 0.1).
+    the batches (the records: 0.6, against PyTorch's 0.1). ``whitening_bias=False`` leaves the
+    whitening layer without its bias, so nothing before the first conv learns and the backward
+    pass skips that conv's input gradient (lightning_modules/nets/whitening.py).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class AirbenchNet(nn.Module):
         identity_init: bool = False,
         bn_scale: bool = True,
         bn_momentum: float = 0.1,
+        whitening_bias: bool = True,
     ):
         super().__init__()
         if space_to_depth < 1 or image_size % space_to_depth:
@@ -85,7 +88,7 @@ class AirbenchNet(nn.Module):
             stem.append(nn.PixelUnshuffle(space_to_depth))
             channels *= space_to_depth**2
         if whitening_kernel:
-            whitening = PatchWhitening(channels, whitening_kernel)
+            whitening = PatchWhitening(channels, whitening_kernel, bias=whitening_bias)
             stem += [whitening, nn.ReLU(inplace=True)]
             channels = whitening.out_channels
         self.stem = nn.Sequential(*stem)

@@ -20,21 +20,23 @@ class PatchWhitening(nn.Module):
     eigenvectors of the covariance of the training images' patches, each scaled by one over the
     square root of its eigenvalue, and their negatives. Its first half of outputs is the patches
     whitened (covariance the identity); with the negatives, a ReLU after it loses nothing.
-    Out channels: ``2 * in_channels * kernel_size**2``; only the bias is trained.
+    Out channels: ``2 * in_channels * kernel_size**2``; only the bias is trained. ``bias=False``
+    leaves the layer nothing to train: the backward pass then stops at the next layer, whose
+    input gradient (the costliest of a step at full resolution) is never computed.
 
     The filters are fitted on the first batch the layer sees in training mode (a batch of 256
     28x28 images has over 40,000 patches, plenty for a 16x16 covariance), and are then kept in
     the state dict with ``fitted``: a resumed or loaded net never refits.
     """
 
-    def __init__(self, in_channels: int = 1, kernel_size: int = 2, eps: float = 5e-4):
+    def __init__(self, in_channels: int = 1, kernel_size: int = 2, eps: float = 5e-4, bias: bool = True):
         super().__init__()
         self.kernel_size = kernel_size
         self.eps = eps
         dim = in_channels * kernel_size * kernel_size
         self.out_channels = 2 * dim
         self.register_buffer("weight", torch.zeros(2 * dim, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(2 * dim))
+        self.bias = nn.Parameter(torch.zeros(2 * dim)) if bias else None
         self.register_buffer("fitted", torch.tensor(False))
 
     @torch.no_grad()
