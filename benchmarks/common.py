@@ -120,7 +120,7 @@ class PlainSetup:
 
     def augment_for(self, epoch: int):
         """The training batches' augmentation in ``epoch`` (alternating flips depend on it), or None."""
-        return None if self.augment is None else functools.partial(self.augment, epoch=epoch)
+        return None if self.augment is None else functools.partial(self.datamodule.augment_batch, epoch=epoch)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         # The data module's own per-batch step (Fashion-MNIST: uint8 -> normalised float).

@@ -7,6 +7,7 @@ generator's seed; without it the global RNG (set by ``seed=``) is used.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,12 +18,21 @@ def _rand(n: int, x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.rand(n, device=x.device, generator=generator)
 
 
-def random_crop(x: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
-    """Zero-pad by ``padding`` and crop back to H x W at a random offset per image."""
+def random_crop(x: Tensor, padding: int, generator: torch.Generator | None = None,
+                fill: float | Sequence[float] = 0.0) -> Tensor:
+    """Pad by ``padding`` pixels of value ``fill`` (one value, or one per channel) and crop back
+    to H x W at a random offset per image."""
     if padding <= 0:
         return x
     n, c, h, w = x.shape
-    padded = F.pad(x, (padding, padding, padding, padding))
+    pads = (padding, padding, padding, padding)
+    values = [float(v) for v in fill] if isinstance(fill, Sequence) else [float(fill)]
+    if len(set(values)) == 1:
+        padded = F.pad(x, pads, value=values[0])
+    else:  # a value per channel: F.pad takes one
+        padded = x.new_empty((n, c, h + 2 * padding, w + 2 * padding))
+        padded.copy_(torch.tensor(values, dtype=x.dtype, device=x.device).view(1, -1, 1, 1).expand_as(padded))
+        padded[..., padding:padding + h, padding:padding + w] = x
     span = 2 * padding + 1
     dy = (_rand(n, x, generator) * span).long()
     dx = (_rand(n, x, generator) * span).long()
@@ -103,8 +113,11 @@ class BatchAugment:
         mirrored = (torch.rand(len(train_images), generator=generator) < 0.5).to(train_images.device)
         return torch.where(mirrored[:, None, None, None], train_images.flip(-1), train_images)
 
-    def __call__(self, x: Tensor, generator: torch.Generator | None = None, epoch: int = 0) -> Tensor:
-        x = random_crop(x, self.crop_padding, generator)
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None, epoch: int = 0,
+                 fill: float | Sequence[float] = 0.0) -> Tensor:
+        """The augmented batch; crops pad with ``fill``: for normalised images, what a black pixel
+        becomes (ImageDataModule.augment_batch), as torchvision's RandomCrop pads raw images with 0."""
+        x = random_crop(x, self.crop_padding, generator, fill)
         if self.alternate_flip:
             x = x.flip(-1) if epoch % 2 else x
         else:

@@ -30,10 +30,21 @@ class ImageDataModule(InMemoryDataModule):
             x = x.sub_(torch.tensor([m / s for m, s in zip(mean, std)], device=x.device).view(shape))
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def black(self) -> list[float]:
+        """What a zero pixel becomes once normalised, per channel."""
+        mean, std = self.normalization["mean"], self.normalization["std"]
+        return [-m / s for m, s in zip(mean, std)]
+
+    def augment_batch(self, x: torch.Tensor, epoch: int) -> torch.Tensor:
+        """A normalised training batch through ``augment``. Its crops pad with black, as
+        torchvision's RandomCrop pads raw images with 0: a 0 after normalisation would be the
+        mean pixel, a grey frame around Fashion-MNIST's black background."""
+        return self.augment(x, epoch=epoch, fill=self.black())
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch[0], batch[1]
         if x.dtype == torch.uint8:
             x = self.normalize(x)
             if self.augment is not None and self.trainer is not None and self.trainer.training:
-                x = self.augment(x, epoch=self.trainer.current_epoch)
+                x = self.augment_batch(x, self.trainer.current_epoch)
         return (x, y, *batch[2:])

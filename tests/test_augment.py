@@ -40,6 +40,21 @@ def test_crop_is_a_shift_of_the_padded_image():
     assert out.max() <= x.max() and out.min() >= 0  # values come from the input or the zero padding
 
 
+def test_crop_pads_with_its_fill_value_one_for_all_or_one_per_channel():
+    x = images(n=64, c=3)  # values in [1, 2): anything below came from the padding
+    zero = random_crop(x, 2, gen(2))
+    one = random_crop(x, 2, gen(2), fill=-0.5)
+    assert torch.equal(one >= 1, zero >= 1), "the fill changes the padding, not the offsets"
+    assert torch.equal(one[one < 1], torch.full_like(one[one < 1], -0.5)) and (one < 1).any()
+    fills = [-1.0, -2.0, -3.0]
+    each = random_crop(x, 2, gen(2), fill=fills)
+    assert torch.equal(each >= 1, zero >= 1)
+    for channel, value in enumerate(fills):
+        padding = each[:, channel][each[:, channel] < 1]
+        assert len(padding) and (padding == value).all(), f"channel {channel} is not padded with {value}"
+    assert torch.equal(each[each >= 1], x_in_view := zero[zero >= 1]) and len(x_in_view)
+
+
 def test_crop_same_generator_seed_same_result_other_seed_differs():
     x = images()
     assert torch.equal(random_crop(x, 2, gen(5)), random_crop(x, 2, gen(5)))

@@ -1,6 +1,7 @@
 """Fashion-MNIST: sources, splits, dtypes and per-batch normalisation."""
 
 import gzip
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -53,6 +54,23 @@ def test_augmentation_only_while_training(fake_fashion_dir, tmp_path):
     batch = next(iter(dm.val_dataloader()))
     plain = dm.on_after_batch_transfer(batch, 0)[0]  # no trainer attached: no augmentation
     torch.testing.assert_close(plain, dm.normalize(batch[0]))
+
+
+def test_training_crops_pad_with_black_not_the_mean_pixel(fake_fashion_dir, tmp_path):
+    """Crops come after normalisation, where 0 is the mean pixel: a grey frame around the black
+    background that no test image has. They pad with what a black pixel becomes."""
+    dm = FashionMNISTDataModule(data_dir=str(tmp_path), debian_dir=str(fake_fashion_dir), val_size=100,
+                                download=False, batch_size=64, augment=BatchAugment(crop_padding=2))
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    dm.trainer = SimpleNamespace(training=True, current_epoch=0)  # what the hook reads of a fitting trainer
+    batch = (torch.full_like(batch[0], 255), batch[1])  # white images: any other value is padding
+    x = dm.on_after_batch_transfer(batch, 0)[0]
+    black = dm.normalize(torch.zeros(1, 1, 1, 1, dtype=torch.uint8)).item()
+    white = dm.normalize(torch.full((1, 1, 1, 1), 255, dtype=torch.uint8)).item()
+    padding = x[x != white]
+    assert len(padding) and torch.equal(padding, torch.full_like(padding, black))
+    assert black < -0.5, "black is below the mean pixel (0) after normalisation"
 
 
 def test_missing_data_names_both_ways(tmp_path):
