@@ -52,7 +52,8 @@ def test_crop_pads_with_its_fill_value_one_for_all_or_one_per_channel():
     for channel, value in enumerate(fills):
         padding = each[:, channel][each[:, channel] < 1]
         assert len(padding) and (padding == value).all(), f"channel {channel} is not padded with {value}"
-    assert torch.equal(each[each >= 1], x_in_view := zero[zero >= 1]) and len(x_in_view)
+    in_view = zero[zero >= 1]
+    assert len(in_view) and torch.equal(each[each >= 1], in_view), "the image itself is unchanged"
 
 
 def test_crop_same_generator_seed_same_result_other_seed_differs():
